@@ -1,0 +1,25 @@
+"""Domain errors. Library code raises these; only the HTTP layer maps them to status codes."""
+
+
+class EmojiNetError(Exception):
+    """Base class for every error EmojiNet raises on purpose."""
+
+
+class VocabularyError(EmojiNetError, ValueError):
+    """A vocabulary is malformed: a duplicate, a non-emoji, an empty list."""
+
+
+class InvalidImageError(EmojiNetError, ValueError):
+    """The bytes are not a decodable image (not an image, truncated, unsupported)."""
+
+
+class ImageTooLargeError(EmojiNetError, ValueError):
+    """The image has more pixels than allowed (including decompression bombs)."""
+
+
+class CheckpointError(EmojiNetError, ValueError):
+    """A checkpoint or release artifact is missing, corrupt, truncated or does not match."""
+
+
+class WeightsUnavailableError(EmojiNetError, RuntimeError):
+    """Pretrained weights could not be obtained (for instance no network for a download)."""
