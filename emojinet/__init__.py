@@ -1,0 +1,3 @@
+"""EmojiNet: suggest emojis for photos."""
+
+__version__ = "0.1.0"

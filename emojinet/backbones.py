@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -72,7 +73,8 @@ class Backbone(nn.Module):
         """(N, D) features → (N, 1000) ImageNet-1k logits."""
         if self.imagenet_head is None:
             raise RuntimeError(f"backbone {self.name!r} was built without its ImageNet classifier")
-        return self.imagenet_head(features)
+        logits: torch.Tensor = self.imagenet_head(features)  # (N, 1000)
+        return logits
 
     def stages(self) -> list[nn.Module]:
         """The trunk's stages from input to output (stem first)."""
@@ -137,7 +139,9 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _strip_prefix(state: dict[str, torch.Tensor], prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+def _strip_prefix(
+    state: dict[str, torch.Tensor], prefixes: tuple[str, ...]
+) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in state.items():
         for p in prefixes:
@@ -173,11 +177,15 @@ def _resnet(name: str, weights: str) -> Backbone:
     else:
         net = builder(weights=None)
         state = _strip_prefix(load_state_dict_file(weights), ("module.", "model.", "pre."))
-        missing, unexpected = net.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = net.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise CheckpointError(f"{weights} does not fit {name}: {exc}") from exc
         trunk_missing = [k for k in missing if not k.startswith("fc.")]
         if trunk_missing or unexpected:
             raise CheckpointError(
-                f"{weights} does not fit {name}: missing {trunk_missing[:5]}, unexpected {unexpected[:5]}"
+                f"{weights} does not fit {name}: "
+                f"missing {trunk_missing[:5]}, unexpected {unexpected[:5]}"
             )
         if missing:  # a trunk-only file: no ImageNet classifier
             net.fc = None
@@ -224,14 +232,16 @@ def resnet101(*, weights: str = "imagenet") -> Backbone:
 class _LiteTrunk(nn.Module):
     """Stem → MBConv blocks → head conv of an EfficientNet-Lite, as plain sequential stages."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: Any) -> None:
         super().__init__()
-        blocks = list(net._blocks)  # type: ignore[arg-type]
+        blocks = list(net._blocks)
         n = len(blocks)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
         # Five groups of blocks of roughly equal depth, for layer-wise learning rates.
         cuts = [0, n // 5, 2 * n // 5, 3 * n // 5, 4 * n // 5, n]
-        self.groups = nn.ModuleList(nn.Sequential(*blocks[a:b]) for a, b in zip(cuts, cuts[1:], strict=False))
+        self.groups = nn.ModuleList(
+            nn.Sequential(*blocks[a:b]) for a, b in itertools.pairwise(cuts)
+        )
         self.head = nn.Sequential(net._conv_head, net._bn1, nn.ReLU6())
         self._drop_connect = float(net._global_params.drop_connect_rate or 0.0)
         self._n_blocks = n
@@ -240,11 +250,12 @@ class _LiteTrunk(nn.Module):
         x = self.stem(x)
         idx = 0
         for group in self.groups:
-            for block in group:
+            for block in group.children():
                 rate = self._drop_connect * idx / self._n_blocks if self.training else 0.0
                 x = block(x, drop_connect_rate=rate or None)
                 idx += 1
-        return self.head(x)  # (N, 1280, h, w)
+        fmap: torch.Tensor = self.head(x)  # (N, 1280, h, w)
+        return fmap
 
 
 @register_backbone("efficientnet_lite0")

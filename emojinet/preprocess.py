@@ -106,18 +106,23 @@ def decode_image(
             if draft_size is not None and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return _to_rgb(img)
+            upright: Image.Image = ImageOps.exif_transpose(img) or img
+            return _to_rgb(upright)
     except (ImageTooLargeError, InvalidImageError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"the image looks like a decompression bomb: {exc}") from exc
+        raise ImageTooLargeError(
+            f"the image declares far more than {max_pixels:,} pixels (a decompression bomb?): "
+            "resize it and try again"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise InvalidImageError(
             "the data is not an image in a format we can read (JPEG, PNG, GIF, WebP, BMP, TIFF)"
         ) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImageError(f"the image could not be decoded (truncated or corrupt): {exc}") from exc
+        raise InvalidImageError(
+            f"the image could not be decoded (truncated or corrupt): {exc}"
+        ) from exc
     except Exception as exc:  # PIL plugins raise a wide range of errors on hostile input
         raise InvalidImageError(f"the image could not be decoded: {type(exc).__name__}") from exc
 
@@ -149,7 +154,9 @@ def eval_preset(cfg: PreprocessConfig) -> T.Compose:
     return T.Compose(
         [
             T.PILToTensor(),
-            T.Resize(cfg.resize_size, interpolation=_interpolation(cfg.interpolation), antialias=True),
+            T.Resize(
+                cfg.resize_size, interpolation=_interpolation(cfg.interpolation), antialias=True
+            ),
             T.CenterCrop(cfg.input_size),
             T.ToDtype(torch.float32, scale=True),
             T.Normalize(mean=list(cfg.mean), std=list(cfg.std)),
@@ -164,7 +171,10 @@ def train_preset(
     steps: list[Any] = [
         T.PILToTensor(),
         T.RandomResizedCrop(
-            cfg.input_size, scale=scale, interpolation=_interpolation(cfg.interpolation), antialias=True
+            cfg.input_size,
+            scale=scale,
+            interpolation=_interpolation(cfg.interpolation),
+            antialias=True,
         ),
     ]
     if hflip:
@@ -181,4 +191,3 @@ def to_tensor_batch(images: list[Image.Image], cfg: PreprocessConfig) -> torch.T
     """Eval-preprocess several images into one (N, 3, H, W) float tensor."""
     transform = eval_preset(cfg)
     return torch.stack([transform(img) for img in images])
-

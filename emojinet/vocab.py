@@ -1,4 +1,4 @@
-"""The emoji vocabulary: an ordered, immutable list of fully-qualified emojis with names and counts."""
+"""The emoji vocabulary: an ordered, immutable list of fully-qualified emojis with counts."""
 
 from __future__ import annotations
 
@@ -112,9 +112,7 @@ class Vocabulary(Sequence[str]):
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_emojis(
-        cls, emojis: Iterable[str], counts: Iterable[int] | None = None
-    ) -> Vocabulary:
+    def from_emojis(cls, emojis: Iterable[str], counts: Iterable[int] | None = None) -> Vocabulary:
         """Build from emojis in any qualification (``❤`` is accepted as ``❤️``)."""
         normalized: list[str] = []
         for i, raw in enumerate(emojis):
@@ -144,7 +142,7 @@ class Vocabulary(Sequence[str]):
                 return cls.from_emojis(data["emojis"], data.get("counts"))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise VocabularyError(
-                    f"{path}: expected JSON like {{\"emojis\": [...], \"counts\": [...]}}"
+                    f'{path}: expected JSON like {{"emojis": [...], "counts": [...]}}'
                 ) from exc
         emojis: list[str] = []
         counts: list[int] = []
@@ -157,7 +155,9 @@ class Vocabulary(Sequence[str]):
             try:
                 counts.append(int(parts[1]) if len(parts) > 1 and parts[1] else 0)
             except ValueError as exc:
-                raise VocabularyError(f"{path}:{lineno}: count {parts[1]!r} is not an integer") from exc
+                raise VocabularyError(
+                    f"{path}:{lineno}: count {parts[1]!r} is not an integer"
+                ) from exc
         return cls.from_emojis(emojis, counts)
 
     @classmethod
@@ -167,14 +167,14 @@ class Vocabulary(Sequence[str]):
 
     @classmethod
     def all(cls) -> Vocabulary:
-        """Every fully-qualified single emoji, with counts from the default vocabulary where known."""
+        """Every fully-qualified single emoji; counts from the default vocabulary where known."""
         known = dict(zip(_default_vocab().emojis, _default_vocab().counts, strict=True))
         emojis = all_emojis()
         return cls(emojis, tuple(known.get(e, 0) for e in emojis))
 
     @classmethod
     def resolve(cls, spec: str | None) -> Vocabulary:
-        """``None``/``"default"`` → default, ``"all"`` → :meth:`all`, anything else → a file path."""
+        """``None``/``"default"`` → default, ``"all"`` → :meth:`all`, else a file path."""
         if spec in (None, "", "default"):
             return cls.default()
         if spec == "all":

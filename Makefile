@@ -1,0 +1,68 @@
+# EmojiNet: `make serve` starts the service with the built-in model; `make test` runs the tests.
+# Both create .venv and install what they need first (idempotent: re-runs skip finished steps).
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+# Debian packages: real demo photos, the emoji font for gallery images, Chromium for page tests.
+APT_PACKAGES := dataset-fashion-mnist fonts-noto-color-emoji chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help setup setup-dev system-deps serve test test-fast lint format bench bench-serve \
+        loadtest demo clean
+
+help:
+	@echo "make serve     set up and start the service on http://$(HOST):$(PORT) (built-in model)"
+	@echo "make test      set up (Python + Debian packages) and run the test suite"
+	@echo "make lint      ruff + mypy"
+	@echo "make bench     model latency/throughput: torch eager vs ONNX Runtime"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch==2.14.1 / torchvision==0.29.1 are pinned in pyproject.toml; pip finds them on local disk.
+$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@ $(VENV)/.stamp-run
+
+setup: $(VENV)/.stamp-run
+setup-dev: $(VENV)/.stamp-dev system-deps
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+serve: setup
+	$(BIN)/emojinet serve --host $(HOST) --port $(PORT)
+
+test: setup-dev
+	$(BIN)/python -m pytest
+
+test-fast: setup-dev
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup-dev
+	$(BIN)/python benchmarks/bench_model.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from emojinet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,186 @@
+"""Inference backends behind one interface: ``predict(batch) -> probs``.
+
+* :class:`TorchBackend` runs the model eagerly (CUDA with fp16 autocast and channels_last
+  when available).
+* :class:`OnnxBackend` runs an ONNX export with ONNX Runtime; several times faster on a CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+from emojinet.checkpoint import atomic_write
+from emojinet.model import EmojiNet
+
+__all__ = [
+    "InferenceBackend",
+    "OnnxBackend",
+    "TorchBackend",
+    "export_onnx",
+    "make_backend",
+    "model_digest",
+    "select_device",
+]
+
+log = logging.getLogger(__name__)
+
+BackendName = Literal["auto", "torch", "onnx"]
+
+
+class InferenceBackend(Protocol):
+    name: str
+    device: str
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 normalised images → (N, V) float32 probabilities."""
+        ...
+
+
+def select_device(spec: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU. Asking for CUDA without a GPU is an error."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {spec!r} was requested but CUDA is not available here")
+    if spec not in ("cpu",) and not spec.startswith("cuda"):
+        raise ValueError(f"unknown device {spec!r}; choose auto, cpu or cuda[:N]")
+    return torch.device(spec)
+
+
+class TorchBackend:
+    """Eager PyTorch. On CUDA: channels_last memory format and fp16 autocast."""
+
+    def __init__(self, model: EmojiNet, device: str | torch.device = "auto") -> None:
+        self.torch_device = select_device(device) if isinstance(device, str) else device
+        self.device = str(self.torch_device)
+        self.name = "torch"
+        self.model = model.eval().to(self.torch_device)
+        self._cuda = self.torch_device.type == "cuda"
+        if self._cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(
+            self.torch_device, non_blocking=True
+        )
+        if self._cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.float16):
+                logits = self.model(x)
+        else:
+            logits = self.model(x)
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+
+def model_digest(model: EmojiNet) -> str:
+    """sha256 over the config, vocabulary and weights: identifies a model independent of files."""
+    h = hashlib.sha256()
+    h.update(repr(sorted(model.cfg.to_dict().items())).encode())
+    h.update("".join(model.vocab.emojis).encode())
+    for key, tensor in model.state_dict().items():
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def export_onnx(model: EmojiNet, path: str | Path, *, opset: int = 18) -> Path:
+    """Export ``model`` (images → probabilities) to ONNX with a dynamic batch dimension."""
+    path = Path(path)
+    model = model.eval().cpu()
+    size = model.preprocess.input_size
+
+    class _Probs(torch.nn.Module):
+        def __init__(self, inner: EmojiNet) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.inner(images))
+
+    example = torch.zeros(2, 3, size, size)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+
+    def write(tmp: Path) -> None:
+        program = torch.onnx.export(
+            _Probs(model).eval(),
+            (example,),
+            dynamo=True,
+            input_names=["images"],
+            output_names=["probs"],
+            dynamic_shapes={"images": {0: batch}},
+            opset_version=opset,
+            verbose=False,
+        )
+        assert program is not None
+        program.save(str(tmp), external_data=False)
+
+    atomic_write(path, write)
+    return path
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("EMOJINET_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "emojinet"
+    )
+    return Path(base)
+
+
+_export_lock = threading.Lock()
+
+
+class OnnxBackend:
+    """ONNX Runtime on the CPU (or CUDA when its provider is installed)."""
+
+    def __init__(self, onnx_path: str | Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        providers = [
+            p
+            for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+            if p in ort.get_available_providers()
+        ]
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
+        self.device = "cuda" if providers[0].startswith("CUDA") else "cpu"
+        self.name = "onnx"
+        self.path = Path(onnx_path)
+
+    @classmethod
+    def from_model(cls, model: EmojiNet, *, cache_dir: str | Path | None = None) -> OnnxBackend:
+        """Export once per distinct model (keyed by :func:`model_digest`) and reuse the file."""
+        cache = Path(cache_dir) if cache_dir else _cache_dir()
+        path = cache / f"{model.cfg.backbone}-{model_digest(model)[:16]}.onnx"
+        with _export_lock:
+            if not path.is_file():
+                log.info("exporting the model to ONNX at %s (once per model)", path)
+                export_onnx(model, path)
+        return cls(path)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        (probs,) = self.session.run(["probs"], {"images": x})
+        return np.asarray(probs, dtype=np.float32)
+
+
+def make_backend(
+    model: EmojiNet, backend: BackendName = "auto", device: str = "auto"
+) -> InferenceBackend:
+    """``auto``: torch on CUDA when a GPU is there, otherwise ONNX Runtime on the CPU."""
+    if backend not in ("auto", "torch", "onnx"):
+        raise ValueError(f"unknown backend {backend!r}; choose auto, torch or onnx")
+    dev = select_device(device)
+    if backend == "torch" or (backend == "auto" and dev.type == "cuda"):
+        return TorchBackend(model, dev)
+    return OnnxBackend.from_model(model)

@@ -1,0 +1,268 @@
+"""Training checkpoints (resume everything) and release artifacts (what the service loads).
+
+A training checkpoint is one ``torch.save`` file of plain containers and tensors::
+
+    {model, optimizer, scheduler, epoch, step, config, vocab, version, metrics, extra}
+
+A release artifact is two files side by side: ``NAME.safetensors`` (the state dict) and
+``NAME.json`` (config, vocabulary, preprocessing, sha256 of the weights, metrics). Neither
+path ever unpickles arbitrary objects: checkpoints load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from emojinet import __version__
+from emojinet.errors import CheckpointError, VocabularyError
+from emojinet.model import EmojiNet, EmojiNetConfig, build_model
+from emojinet.preprocess import PreprocessConfig
+from emojinet.vocab import Vocabulary
+
+__all__ = [
+    "atomic_write",
+    "export_release",
+    "file_sha256",
+    "load_checkpoint",
+    "load_release",
+    "release_paths",
+    "save_checkpoint",
+]
+
+FORMAT = "emojinet-release/1"
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` then rename onto ``path``: a crash leaves the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _skeleton(cfg: EmojiNetConfig, vocab: Vocabulary, state: dict[str, torch.Tensor]) -> EmojiNet:
+    """The model's architecture with no pretrained weights, ready for ``load_state_dict(state)``."""
+
+    model = _bare(cfg, vocab)
+    head_weight = state.get("backbone.imagenet_head.weight")
+    if head_weight is not None:  # the ImageNet classifier travels with pretrained backbones
+        from torch import nn
+
+        model.backbone.imagenet_head = nn.Linear(head_weight.shape[1], head_weight.shape[0])
+    return model
+
+
+def _bare(cfg: EmojiNetConfig, vocab: Vocabulary) -> EmojiNet:
+    from dataclasses import replace
+
+    if cfg.head == "zeroshot":
+        from torch import nn
+
+        from emojinet.zeroshot import NUM_CLASSES, ZeroShotHead, ZeroShotParams
+
+        model = build_model(replace(cfg, head="linear", weights="none"), vocab)
+        model.head = ZeroShotHead(
+            nn.Linear(model.backbone.num_features, NUM_CLASSES),
+            torch.zeros(NUM_CLASSES, len(vocab)),
+            torch.zeros(len(vocab)),
+            prior_weight=ZeroShotParams().prior_weight,
+        )
+        model.cfg = cfg
+        return model
+    return build_model(replace(cfg, weights="none"), vocab)
+
+
+def _load_state(model: EmojiNet, state: dict[str, torch.Tensor], source: Path) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        msg = str(exc).split("\n")
+        detail = "; ".join(line.strip() for line in msg[1:4] if line.strip())
+        raise CheckpointError(
+            f"{source}: weights do not match backbone {model.cfg.backbone!r} with "
+            f"{model.num_classes} emojis ({detail})"
+        ) from exc
+
+
+def _vocab_from(data: Any, source: Path) -> Vocabulary:
+    try:
+        return Vocabulary(tuple(data["emojis"]), tuple(data["counts"]))
+    except (KeyError, TypeError, VocabularyError) as exc:
+        raise CheckpointError(f"{source}: the stored vocabulary is invalid ({exc})") from exc
+
+
+def _config_from(data: Any, source: Path) -> EmojiNetConfig:
+    try:
+        return EmojiNetConfig.from_dict(dict(data))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: the stored config is invalid ({exc})") from exc
+
+
+def _check_head_size(state: dict[str, torch.Tensor], vocab: Vocabulary, source: Path) -> None:
+    for key in ("head.fc.weight", "head.affinity"):
+        if key in state:
+            size = state[key].shape[0] if key.endswith("weight") else state[key].shape[-1]
+            if size != len(vocab):
+                raise CheckpointError(
+                    f"{source}: the head has {size} outputs but the vocabulary has "
+                    f"{len(vocab)} emojis"
+                )
+
+
+# -- training checkpoints ---------------------------------------------------------------------
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: EmojiNet,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    epoch: int = 0,
+    step: int = 0,
+    metrics: dict[str, float] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Atomically write a full training checkpoint (model, optimizer, scheduler, progress)."""
+    ckpt = {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "epoch": int(epoch),
+        "step": int(step),
+        "config": model.cfg.to_dict(),
+        "vocab": model.vocab.to_dict(),
+        "version": __version__,
+        "metrics": dict(metrics or {}),
+        "extra": dict(extra or {}),
+    }
+    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+
+
+def load_checkpoint(
+    path: str | Path, *, map_location: str | torch.device = "cpu"
+) -> tuple[EmojiNet, dict[str, Any]]:
+    """Rebuild the model from a training checkpoint alone; returns ``(model, checkpoint dict)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, not a torch file, pickled objects refused …
+        raise CheckpointError(
+            f"{path} is not a readable EmojiNet checkpoint (corrupt or truncated?): {exc}"
+        ) from exc
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} does not hold a checkpoint dictionary")
+    missing = {"model", "config", "vocab"} - set(ckpt)
+    if missing:
+        raise CheckpointError(f"{path} is missing {sorted(missing)}: not an EmojiNet checkpoint")
+    cfg = _config_from(ckpt["config"], path)
+    vocab = _vocab_from(ckpt["vocab"], path)
+    _check_head_size(ckpt["model"], vocab, path)
+    model = _skeleton(cfg, vocab, ckpt["model"])
+    _load_state(model, ckpt["model"], path)
+    return model, ckpt
+
+
+# -- release artifacts ------------------------------------------------------------------------
+
+
+def release_paths(path: str | Path) -> tuple[Path, Path]:
+    """``model``, ``model.json`` or ``model.safetensors`` → (weights path, metadata path)."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def export_release(
+    model: EmojiNet, path: str | Path, *, metrics: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """Write ``NAME.safetensors`` + ``NAME.json``; returns the metadata."""
+    weights_path, meta_path = release_paths(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(weights_path, lambda tmp: save_file(state, str(tmp)))
+    meta = {
+        "format": FORMAT,
+        "name": model.cfg.name,
+        "version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": model.cfg.to_dict(),
+        "vocab": model.vocab.to_dict(),
+        "preprocess": model.preprocess.to_dict(),
+        "weights": weights_path.name,
+        "sha256": file_sha256(weights_path),
+        "metrics": dict(metrics or {}),
+    }
+    text = json.dumps(meta, ensure_ascii=False, indent=1) + "\n"
+
+    def write_meta(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    atomic_write(meta_path, write_meta)
+    return meta
+
+
+def load_release(path: str | Path, *, verify: bool = True) -> tuple[EmojiNet, dict[str, Any]]:
+    """Load a release artifact, checking the weights' sha256 against the metadata."""
+    weights_path, meta_path = release_paths(path)
+    for p in (meta_path, weights_path):
+        if not p.is_file():
+            raise CheckpointError(
+                f"release artifact incomplete: {p} does not exist "
+                "(a release is NAME.safetensors + NAME.json side by side)"
+            )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{meta_path} is not valid JSON metadata: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path} is not EmojiNet release metadata (format {FORMAT})")
+    if verify:
+        digest = file_sha256(weights_path)
+        if digest != meta.get("sha256"):
+            raise CheckpointError(
+                f"{weights_path} sha256 {digest[:12]}… does not match the metadata's "
+                f"{str(meta.get('sha256'))[:12]}…: the file is corrupt or from another release"
+            )
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights_path} is not a readable safetensors file: {exc}") from exc
+    cfg = _config_from(meta["config"], meta_path)
+    vocab = _vocab_from(meta["vocab"], meta_path)
+    _check_head_size(state, vocab, weights_path)
+    model = _skeleton(cfg, vocab, state)
+    _load_state(model, state, weights_path)
+    if "preprocess" in meta:
+        stored = PreprocessConfig.from_dict(meta["preprocess"])
+        if stored != model.preprocess:
+            model.backbone.preprocess = stored
+    return model, meta

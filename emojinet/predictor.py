@@ -1,0 +1,153 @@
+"""The predictor: bytes in, emoji suggestions out. Knows nothing about HTTP.
+
+Split in the steps a server schedules differently:
+
+* :meth:`Predictor.preprocess` decodes and transforms one image (CPU, thread pool);
+* :meth:`Predictor.predict_batch` runs one forward pass over a stacked batch (the device);
+* :meth:`Predictor.top_k` turns one row of probabilities into suggestions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emojinet.backends import BackendName, InferenceBackend, make_backend, model_digest
+from emojinet.model import EmojiNet, EmojiNetConfig, build_model
+from emojinet.preprocess import DEFAULT_MAX_PIXELS, decode_image, eval_preset
+from emojinet.vocab import Vocabulary
+
+__all__ = ["ModelInfo", "Predictor", "Suggestion", "load_model"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    emoji: str
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    backbone: str
+    head: str
+    vocab_size: int
+    version: str
+    sha256: str
+    backend: str
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_model(path: str | Path | None = None, *, vocab: str | None = None) -> tuple[EmojiNet, str]:
+    """A release artifact or checkpoint at ``path``, else the built-in zero-shot model.
+
+    Returns the model and its sha256 (the release file's digest when there is one).
+    ``vocab`` (``"default"``, ``"all"`` or a file) picks the zero-shot vocabulary.
+    """
+    from emojinet.checkpoint import load_checkpoint, load_release
+
+    if path:
+        p = Path(path)
+        if p.suffix in (".pt", ".pth", ".ckpt"):
+            model, _ = load_checkpoint(p)
+            return model, model_digest(model)
+        model, meta = load_release(p)
+        return model, str(meta["sha256"])
+    model = build_model(EmojiNetConfig(), Vocabulary.resolve(vocab))
+    return model, model_digest(model)
+
+
+class Predictor:
+    """A model, its preprocessing and an inference backend."""
+
+    def __init__(
+        self,
+        model: EmojiNet,
+        backend: InferenceBackend,
+        *,
+        sha256: str = "",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.model = model
+        self.vocab = model.vocab
+        self.backend = backend
+        self.max_pixels = max_pixels
+        self._transform = eval_preset(model.preprocess)
+        self._names = model.vocab.names()
+        self.info = ModelInfo(
+            name=model.cfg.name,
+            backbone=model.cfg.backbone,
+            head=model.cfg.head,
+            vocab_size=len(model.vocab),
+            version=_version(),
+            sha256=sha256 or model_digest(model),
+            backend=backend.name,
+            device=backend.device,
+        )
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        *,
+        backend: BackendName = "auto",
+        device: str = "auto",
+        vocab: str | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> Predictor:
+        model, digest = load_model(path, vocab=vocab)
+        return cls(
+            model, make_backend(model, backend, device), sha256=digest, max_pixels=max_pixels
+        )
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        size = self.model.preprocess.input_size
+        return (3, size, size)
+
+    def preprocess(self, data: bytes) -> np.ndarray:
+        """Image bytes → (3, H, W) float32. Raises InvalidImageError / ImageTooLargeError."""
+        img = decode_image(
+            data, max_pixels=self.max_pixels, draft_size=self.model.preprocess.resize_size
+        )
+        return self._transform(img).numpy()
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) → (N, V) probabilities: one forward pass."""
+        probs: np.ndarray = self.backend.predict(batch)
+        return probs
+
+    def top_k(
+        self, probs: np.ndarray, k: int = 5, threshold: float | None = None
+    ) -> list[Suggestion]:
+        """One row (V,) → the ``k`` best emojis, dropping those under ``threshold``."""
+        k = max(1, min(k, probs.shape[0]))
+        idx = np.argpartition(-probs, k - 1)[:k]
+        idx = idx[np.argsort(-probs[idx], kind="stable")]
+        out = [Suggestion(self.vocab[i], self._names[i], float(probs[i])) for i in idx]
+        if threshold is not None:
+            out = [s for s in out if s.score >= threshold]
+        return out
+
+    def suggest(
+        self, images: list[bytes], k: int = 5, threshold: float | None = None
+    ) -> list[list[Suggestion]]:
+        """Convenience for scripts: preprocess, one batch, top-k per image."""
+        batch = np.stack([self.preprocess(b) for b in images])
+        return [self.top_k(row, k, threshold) for row in self.predict_batch(batch)]
+
+
+def _version() -> str:
+    from emojinet import __version__
+
+    return __version__
