@@ -10,18 +10,21 @@ Split in the steps a server schedules differently:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from emojinet.backends import BackendName, InferenceBackend, make_backend, model_digest
+from emojinet.errors import VocabularyError
 from emojinet.model import EmojiNet, EmojiNetConfig, build_model
 from emojinet.preprocess import DEFAULT_MAX_PIXELS, decode_image, eval_preset
-from emojinet.vocab import Vocabulary
+from emojinet.vocab import Vocabulary, normalize_emoji
 
-__all__ = ["ModelInfo", "Predictor", "Suggestion", "load_model"]
+__all__ = ["ModelInfo", "Predictor", "Suggestion", "deny_mask", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class Predictor:
         *,
         sha256: str = "",
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        deny: Iterable[str] = (),
     ) -> None:
         self.model = model
         self.vocab = model.vocab
@@ -84,6 +88,7 @@ class Predictor:
         self.max_pixels = max_pixels
         self._transform = eval_preset(model.preprocess)
         self._names = model.vocab.names()
+        self.denied = deny_mask(model.vocab, deny)
         self.info = ModelInfo(
             name=model.cfg.name,
             backbone=model.cfg.backbone,
@@ -104,11 +109,11 @@ class Predictor:
         device: str = "auto",
         vocab: str | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        deny: Iterable[str] = (),
     ) -> Predictor:
         model, digest = load_model(path, vocab=vocab)
-        return cls(
-            model, make_backend(model, backend, device), sha256=digest, max_pixels=max_pixels
-        )
+        backend_impl = make_backend(model, backend, device)
+        return cls(model, backend_impl, sha256=digest, max_pixels=max_pixels, deny=deny)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -120,11 +125,19 @@ class Predictor:
         img = decode_image(
             data, max_pixels=self.max_pixels, draft_size=self.model.preprocess.resize_size
         )
-        return self._transform(img).numpy()
+        x: torch.Tensor = self._transform(img)
+        return x.numpy()
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) → (N, V) probabilities: one forward pass."""
+        """(N, 3, H, W) → (N, V) probabilities: one forward pass.
+
+        Deny-listed emojis get probability 0 here, the one place every head, endpoint and
+        command goes through, so they are never suggested or sampled.
+        """
         probs: np.ndarray = self.backend.predict(batch)
+        if self.denied.any():
+            probs = probs.copy()
+            probs[:, self.denied] = 0.0
         return probs
 
     def top_k(
@@ -145,6 +158,22 @@ class Predictor:
         """Convenience for scripts: preprocess, one batch, top-k per image."""
         batch = np.stack([self.preprocess(b) for b in images])
         return [self.top_k(row, k, threshold) for row in self.predict_batch(batch)]
+
+
+def deny_mask(vocab: Vocabulary, deny: Iterable[str]) -> np.ndarray:
+    """(V,) bool mask of deny-listed emojis.
+
+    Entries must be emojis; ones outside ``vocab`` are ignored, so one deny-list can serve
+    models with different vocabularies.
+    """
+    mask = np.zeros(len(vocab), dtype=bool)
+    for raw in deny:
+        e = normalize_emoji(raw)
+        if e is None:
+            raise VocabularyError(f"deny-list entry {raw!r} is not an emoji")
+        if e in vocab:
+            mask[vocab.index(e)] = True
+    return mask
 
 
 def _version() -> str:

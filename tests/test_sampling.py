@@ -1,0 +1,92 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from emojinet.sampling import categorical, mode_stability, sample_distribution
+
+VOCAB = ["🐱", "☕", "🚀", "🌸"]
+
+
+def test_histogram_frequencies_converge_to_probabilities() -> None:
+    scores = np.array([0.8, 0.4, 0.2, 0.0])
+    d = sample_distribution(scores, VOCAB, n=20_000, seed=0)
+    freq = {e: c / d.n for e, c in d.histogram}
+    assert freq["🐱"] == pytest.approx(8 / 14, abs=0.01)
+    assert freq["☕"] == pytest.approx(4 / 14, abs=0.01)
+    assert freq["🚀"] == pytest.approx(2 / 14, abs=0.01)
+    assert "🌸" not in freq  # zero score is never drawn
+    assert sum(c for _, c in d.histogram) == len(d.samples) == 20_000
+
+
+def test_entropy_is_exact() -> None:
+    d = sample_distribution(np.array([0.5, 0.5, 0.5, 0.5]), VOCAB, n=10, seed=1)
+    assert d.entropy == pytest.approx(2.0)  # uniform over 4 → 2 bits
+    d = sample_distribution(np.array([0.3, 0.1, 0.0, 0.0]), VOCAB, n=10, seed=1)
+    p = np.array([0.75, 0.25])
+    assert d.entropy == pytest.approx(float(-(p * np.log2(p)).sum()))
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (1, 0.7),  # one draw: the mode is whatever was drawn
+        (2, 0.7**2 + 2 * 0.7 * 0.3),  # a 1-1 tie goes to the more probable emoji
+        (3, 0.7**3 + 3 * 0.7**2 * 0.3),  # needs at least 2 of 3
+    ],
+)
+def test_mode_stability_against_hand_computed_values(n: int, expected: float) -> None:
+    probs = torch.tensor([0.3, 0.7], dtype=torch.float64)  # the favourite is index 1
+    gen = torch.Generator().manual_seed(0)
+    got = mode_stability(probs, n, mode=1, resamples=40_000, generator=gen)
+    assert got == pytest.approx(expected, abs=0.01)
+
+
+def test_flat_distributions_have_unstable_modes() -> None:
+    sharp = sample_distribution(np.array([0.9, 0.05, 0.03, 0.02]), VOCAB, n=50, seed=0)
+    flat = sample_distribution(np.array([0.26, 0.25, 0.25, 0.24]), VOCAB, n=50, seed=0)
+    assert sharp.mode == "🐱" and sharp.mode_stability > 0.99
+    assert flat.mode_stability < 0.6
+
+
+def test_seed_makes_draws_reproducible() -> None:
+    scores = np.array([0.5, 0.4, 0.3, 0.2])
+    a = sample_distribution(scores, VOCAB, n=50, seed=7)
+    b = sample_distribution(scores, VOCAB, n=50, seed=7)
+    c = sample_distribution(scores, VOCAB, n=50, seed=8)
+    assert a == b
+    assert a.samples != c.samples
+
+
+def test_temperature_and_top_k() -> None:
+    scores = torch.tensor([0.8, 0.4, 0.2, 0.1])
+    p1 = categorical(scores, 1.0)
+    assert torch.allclose(p1, scores.double() / scores.sum())
+    sharp = categorical(scores, 0.5)
+    assert torch.allclose(sharp, scores.double() ** 2 / (scores.double() ** 2).sum())
+    flat = categorical(scores, 100.0)
+    assert float(flat.max() - flat.min()) < 0.02
+    top2 = categorical(scores, 1.0, top_k=2)
+    assert torch.allclose(top2, torch.tensor([2 / 3, 1 / 3, 0, 0], dtype=torch.float64))
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        categorical(torch.ones(3), 0.0)
+    with pytest.raises(ValueError, match="nothing to sample"):
+        categorical(torch.zeros(3))
+    with pytest.raises(ValueError, match=r"scores must have shape \(4,\)"):
+        sample_distribution(np.ones(3), VOCAB)
+    with pytest.raises(ValueError, match="n must be at least 1"):
+        sample_distribution(np.ones(4), VOCAB, n=0)
+
+
+def test_to_dict_is_json_ready() -> None:
+    import json
+
+    d = sample_distribution(np.array([0.8, 0.4, 0.2, 0.1]), VOCAB, n=50, seed=0)
+    data = json.loads(json.dumps(d.to_dict(), ensure_ascii=False))
+    assert set(data) >= {"samples", "histogram", "mode", "mode_stability", "entropy"}
+    assert data["histogram"][0] == {"emoji": d.mode, "count": d.histogram[0][1]}
+    assert math.isclose(sum(h["count"] for h in data["histogram"]), 50)
