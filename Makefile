@@ -11,7 +11,7 @@ APT_PACKAGES := dataset-fashion-mnist fonts-noto-color-emoji chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help setup setup-dev system-deps serve test test-fast lint format bench bench-serve \
-        loadtest demo clean
+        loadtest docker-build demo clean
 
 help:
 	@echo "make serve     set up and start the service on http://$(HOST):$(PORT) (built-in model)"
@@ -56,6 +56,7 @@ lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/cfn-lint deploy/cloudformation.yaml
 
 format: setup-dev
 	$(BIN)/ruff format .
@@ -63,6 +64,16 @@ format: setup-dev
 
 bench: setup-dev
 	$(BIN)/python benchmarks/bench_model.py
+
+LOADTEST_USERS ?= 16
+LOADTEST_TIME  ?= 60s
+# Start a local server, run locust headless; CSV + HTML in runs/loadtest; non-zero on failure.
+loadtest: setup-dev
+	$(BIN)/python -m deploy.loadtest.run --users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_USERS) \
+	  --run-time $(LOADTEST_TIME) --out runs/loadtest $(LOADTEST_ARGS)
+
+docker-build:
+	docker build -t emojinet:$$(git rev-parse --short HEAD) .
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
