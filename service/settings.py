@@ -50,6 +50,8 @@ class Settings(BaseSettings):
 
     # Optional bearer-token auth for the inference endpoints: comma-separated or a JSON list.
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Emojis never suggested or sampled by any head or endpoint (comma-separated or JSON list).
+    deny_list: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     drain_timeout_s: float = Field(default=30.0, gt=0)
     # Added by the service: after SIGTERM, keep answering (readyz 503) this long before closing
@@ -62,11 +64,21 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1024, gt=0)
     log_level: str = "info"
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "deny_list", mode="before")
     @classmethod
     def _split_keys(cls, v: object) -> object:
         if isinstance(v, str):
             if v.strip().startswith("["):
                 return json.loads(v)
             return [k.strip() for k in v.split(",") if k.strip()]
+        return v
+
+    @field_validator("deny_list")
+    @classmethod
+    def _emojis_only(cls, v: list[str]) -> list[str]:
+        from emojinet.vocab import normalize_emoji
+
+        bad = [e for e in v if normalize_emoji(e) is None]
+        if bad:
+            raise ValueError(f"deny_list entries must be emojis; not emojis: {bad}")
         return v

@@ -1,0 +1,77 @@
+"""``create_app(settings)``: the FastAPI app, its lifespan and middleware.
+
+One process serves one device: the device lock lives in this process, so run exactly one
+uvicorn worker per GPU (``emojinet serve`` does) and scale with more processes/instances.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from emojinet import __version__
+from service.errors import install_error_handlers
+from service.metrics import ServiceMetrics
+from service.middleware import RequestMiddleware
+from service.routes import router
+from service.settings import Settings
+from service.state import PredictorLike, ServiceState
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Suggests emojis for photos.
+
+`POST /suggest` with a photo (`curl -F image=@cat.jpg localhost:8000/suggest`) answers the best
+emojis with their scores. Requests that arrive while the model is busy wait in a bounded queue
+and run together in one batch; a full queue answers 429 and a request that waited past the
+queue deadline answers 503, both with `Retry-After`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    predictor: PredictorLike | None = None,
+    on_load_failure: Callable[[], None] | None = None,
+) -> FastAPI:
+    """Build the app. The model loads in the background when the lifespan starts.
+
+    Args:
+        predictor: use this instead of loading one (tests pass a fake).
+        on_load_failure: called when loading the model fails (``emojinet serve`` exits).
+    """
+    settings = settings or Settings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ServiceState(settings, metrics=metrics, on_load_failure=on_load_failure)
+        app.state.service = state
+        await state.start(predictor)
+        try:
+            yield
+        finally:
+            await state.shutdown()
+
+    app = FastAPI(
+        title="EmojiNet",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # the default page loads Swagger UI from a CDN; /docs is served offline
+        redoc_url=None,
+    )
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        body_read_timeout_s=settings.body_read_timeout_s,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

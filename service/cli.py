@@ -1,0 +1,123 @@
+"""``emojinet serve``: one uvicorn process, one worker, one device.
+
+SIGTERM drains: ``/readyz`` turns 503 and new ``/suggest`` requests get 503 at once, the server
+keeps its listener open for ``EMOJINET_DRAIN_GRACE_S`` so a load balancer sees it leave, every
+request already accepted is answered, then uvicorn closes the connections, the lifespan flushes
+the CloudWatch buffer, and the process exits. A second signal skips the wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from service.settings import Settings
+
+__all__ = ["register", "serve"]
+
+log = logging.getLogger("service.cli")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``serve`` to the ``emojinet`` command line."""
+    p = subparsers.add_parser(
+        "serve",
+        help="run the HTTP service (one worker; other settings from EMOJINET_* variables)",
+        description="Run the HTTP service. Every setting not given here comes from EMOJINET_* "
+        "environment variables (service/settings.py).",
+    )
+    p.add_argument("--host", default=None, help="address to bind (EMOJINET_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (EMOJINET_PORT, 8000)")
+    p.add_argument("--model", default=None, help="release artifact (EMOJINET_MODEL; built-in)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None)
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    given = {k: getattr(args, k) for k in ("host", "port", "model", "device", "backend")}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    return serve(settings)
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; 1 if the model failed to load, else 0."""
+    from service.app import create_app
+
+    level = settings.log_level.upper()
+    for name in ("service", "emojinet"):
+        logging.getLogger(name).setLevel(level)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    server: _DrainingServer | None = None
+
+    def on_load_failure() -> None:
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(settings, on_load_failure=on_load_failure)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        workers=1,  # the device lock is per process: one worker per device
+        log_level=settings.log_level.lower(),
+        timeout_keep_alive=int(settings.timeout_keep_alive_s),
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s) + 5,
+        ws="none",
+        lifespan="on",
+        server_header=False,
+    )
+    server = _DrainingServer(config, settings)
+    server.run()
+    state = getattr(app.state, "service", None)
+    if state is not None and state.load_error:
+        log.error("exiting: the model failed to load: %s", state.load_error)
+        return 1
+    return 0
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's Server with a drain phase before its own shutdown (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config, settings: Settings) -> None:
+        super().__init__(config)
+        self.settings = settings
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler: runs between bytecodes, so only hand the work to the loop.
+        if self._loop is None or self._drain is not None or self.should_exit:
+            super().handle_exit(sig, frame)  # a second signal (or no loop yet): stop now
+            return
+        self._loop.call_soon_threadsafe(self._start_drain, sig)
+
+    def _start_drain(self, sig: int) -> None:
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self._drain_then_exit(sig))
+
+    async def _drain_then_exit(self, sig: int) -> None:
+        state = getattr(getattr(self.config.app, "state", None), "service", None)
+        try:
+            if state is not None:
+                log.info("%s: draining before shutdown", signal.Signals(sig).name)
+                state.begin_drain()
+                await asyncio.sleep(self.settings.drain_grace_s)
+                if not await state.wait_idle(self.settings.drain_timeout_s):
+                    log.warning("drain timed out with %d requests unanswered", state.inflight)
+        finally:
+            super().handle_exit(sig, None)

@@ -1,0 +1,427 @@
+"""The device gate: one lock on the device, a bounded queue in front of it, batching behind it.
+
+Callers hand the gate *jobs*: one preprocessed input array each (``(3, H, W)`` for images).
+A single batcher task waits for jobs, takes the device lock, collects up to ``max_batch_size``
+waiting jobs (optionally waiting ``max_batch_delay_s`` to fill the batch), stacks them and runs
+one forward pass in a dedicated thread, then hands each caller its own output row. What a row
+means (top-k emojis, a sampled distribution …) is the caller's business, so every endpoint that
+needs the model shares this one gate.
+
+Backpressure: when ``max_queue`` jobs are already waiting, :meth:`DeviceGate.submit_many` raises
+:class:`Overloaded` at once. A job that waited longer than ``queue_deadline_s`` is never run;
+its caller gets :class:`DeadlineExceeded`. A forward pass that raises is retried one job at a
+time, so a single bad input fails alone and the others in its batch still get their rows; the
+batcher itself never dies of an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from emojinet.errors import EmojiNetError
+
+__all__ = [
+    "BatchFn",
+    "DeadlineExceeded",
+    "DeviceGate",
+    "GateError",
+    "GateObserver",
+    "GateResult",
+    "Overloaded",
+]
+
+log = logging.getLogger(__name__)
+
+Array = npt.NDArray[np.float32]
+# (N, *input_shape) → (N, ...): one forward pass over a stacked batch.
+BatchFn = Callable[[Array], Array]
+
+
+class GateError(EmojiNetError):
+    """The gate did not run a job; ``retry_after_s`` says when trying again makes sense."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Overloaded(GateError):
+    """The queue is full: the job was refused before it waited."""
+
+
+class DeadlineExceeded(GateError):
+    """The job waited longer than the queue deadline and was dropped without running."""
+
+
+class GateObserver(Protocol):
+    """Receives the gate's measurements. Called on the event loop; must not block."""
+
+    def queue_wait(self, seconds: float, *, ran: bool) -> None:
+        """A job left the queue after ``seconds``: ``ran`` False means it expired."""
+
+    def batch(self, size: int, seconds: float, *, ok: bool) -> None:
+        """A forward pass over ``size`` jobs took ``seconds``."""
+
+    def depth(self, depth: int) -> None:
+        """The number of waiting jobs changed."""
+
+    def rejected(self, reason: str) -> None:
+        """A job was refused (``overloaded``) or dropped (``deadline``)."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One job's output row and how it got there."""
+
+    output: Array  # the model's row for this job, e.g. (V,) probabilities
+    queue_s: float  # arrival in the queue → its batch started
+    inference_s: float  # the forward pass that produced the row
+    batch_size: int
+
+
+JobState = Literal["waiting", "running", "done", "expired", "cancelled"]
+
+
+@dataclass(eq=False)
+class _Job:
+    x: Array
+    arrived: float
+    future: asyncio.Future[GateResult]
+    state: JobState = "waiting"
+
+
+@dataclass
+class GateStats:
+    """Counters for tests and the benchmark."""
+
+    forward_passes: int = 0
+    jobs_run: int = 0
+    overloaded: int = 0
+    expired: int = 0
+    failed_batches: int = 0
+    max_concurrent_passes: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+def _forward(predict: BatchFn, xs: list[Array]) -> Array:
+    """Stack and run one batch (in the device thread, never on the event loop)."""
+    out = np.asarray(predict(np.stack(xs)))
+    if out.ndim < 1 or out.shape[0] != len(xs):
+        raise RuntimeError(f"the model returned {out.shape[:1]} rows for a batch of {len(xs)}")
+    return out
+
+
+class DeviceGate:
+    """Serialises model calls behind one :class:`asyncio.Lock` and batches waiting jobs.
+
+    Args:
+        predict: one forward pass, ``(N, ...) → (N, ...)``; runs in ``executor``.
+        max_batch_size: the most jobs in one forward pass.
+        max_batch_delay_s: how long a batch may wait to fill up once the device is free
+            (0: take whatever is waiting).
+        max_queue: the most jobs waiting at once; more are refused with :class:`Overloaded`.
+        queue_deadline_s: a job waiting longer is dropped with :class:`DeadlineExceeded`.
+        observers: receive queue waits, batch sizes, depth and rejections.
+        executor: runs forward passes; by default a dedicated single thread.
+    """
+
+    def __init__(
+        self,
+        predict: BatchFn,
+        *,
+        max_batch_size: int = 32,
+        max_batch_delay_s: float = 0.0,
+        max_queue: int = 256,
+        queue_deadline_s: float = 1.0,
+        observers: Sequence[GateObserver] = (),
+        executor: Executor | None = None,
+    ) -> None:
+        if max_batch_size < 1 or max_queue < 1:
+            raise ValueError("max_batch_size and max_queue must be at least 1")
+        if queue_deadline_s <= 0 or max_batch_delay_s < 0:
+            raise ValueError("queue_deadline_s must be > 0 and max_batch_delay_s >= 0")
+        self.predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_batch_delay_s = max_batch_delay_s
+        self.max_queue = max_queue
+        self.queue_deadline_s = queue_deadline_s
+        self.observers = list(observers)
+        self.lock = asyncio.Lock()  # held for every use of the device
+        self.stats = GateStats()
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="device")
+        self._queue: deque[_Job] = deque()
+        self._waiting = 0
+        self._running = 0  # jobs in the batch on the device now
+        self._passes_in_flight = 0
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._ewma_batch_s = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the batcher task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._batcher(), name="batcher")
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until no job waits or runs; False if ``timeout`` passed first."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while self._waiting or self._running:
+            if loop.time() >= end:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def stop(self) -> None:
+        """Stop the batcher; jobs still waiting fail with :class:`GateError`."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while self._queue:
+            job = self._queue.popleft()
+            if job.state == "waiting":
+                job.state = "cancelled"
+                if not job.future.done():
+                    job.future.set_exception(GateError("the server stopped before this ran"))
+        self._waiting = 0
+        if self._own_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- the request side ------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting for the device (not counting the batch running now)."""
+        return self._waiting
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs in the batch on the device now."""
+        return self._running
+
+    def retry_after_s(self) -> int:
+        """A rough number of seconds until the queue has room again (at least 1)."""
+        batches = self._waiting / self.max_batch_size + 1
+        return max(1, math.ceil(batches * self._ewma_batch_s))
+
+    def check_admission(self, n: int = 1) -> None:
+        """Raise :class:`Overloaded` now if ``n`` more jobs would not fit (cheap, no I/O)."""
+        if n > self.max_queue:
+            raise Overloaded(f"{n} inputs in one request exceed the queue size {self.max_queue}", 1)
+        if self._waiting + n > self.max_queue:
+            self.stats.overloaded += 1
+            self._notify("rejected", "overloaded")
+            raise Overloaded(
+                f"the server is busy: {self._waiting} inputs are already waiting for the model "
+                f"(limit {self.max_queue}); retry after the Retry-After delay",
+                self.retry_after_s(),
+            )
+
+    async def submit(self, x: Array) -> GateResult:
+        """Run one job; see :meth:`submit_many`."""
+        (result,) = await self.submit_many([x])
+        return result
+
+    async def submit_many(self, xs: Sequence[Array]) -> list[GateResult]:
+        """Queue ``xs`` together (all admitted or none) and return their rows in order.
+
+        Raises:
+            Overloaded: the queue has no room for all of them (nothing was queued).
+            DeadlineExceeded: one of them waited past the deadline (none of the rest run).
+            Exception: whatever the forward pass raised for this job.
+        """
+        if self._task is None or self._task.done():
+            raise RuntimeError("the device gate is not running; call start() first")
+        if not xs:
+            return []
+        self.check_admission(len(xs))
+        loop = asyncio.get_running_loop()
+        now = time.perf_counter()
+        jobs = [_Job(x, now, loop.create_future()) for x in xs]
+        self._queue.extend(jobs)
+        self._waiting += len(jobs)
+        self._arrived.set()
+        self._notify("depth", self._waiting)
+        try:
+            return [await self._result(job) for job in jobs]
+        finally:
+            for job in jobs:  # on error or cancellation: the waiting ones never run
+                if job.state == "waiting":
+                    self._drop(job, "cancelled")
+                if job.future.done() and not job.future.cancelled():
+                    job.future.exception()  # mark it retrieved: no "never retrieved" log
+                job.future.cancel()  # no-op for finished ones; a running one's row is discarded
+
+    async def _result(self, job: _Job) -> GateResult:
+        if job.state == "waiting":
+            remaining = job.arrived + self.queue_deadline_s - time.perf_counter()
+            await asyncio.wait({job.future}, timeout=max(remaining, 0.0))
+            if job.state == "waiting":
+                self._expire(job)
+        return await job.future  # a running job finishes whatever the deadline
+
+    # -- the batcher ------------------------------------------------------------------------------
+
+    async def _batcher(self) -> None:
+        while True:
+            await self._arrived.wait()
+            try:
+                await self._one_batch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug here must not stop the service
+                log.exception("device gate: unexpected error in the batcher; continuing")
+
+    async def _one_batch(self) -> None:
+        async with self.lock:
+            if self.max_batch_delay_s > 0 and self._waiting < self.max_batch_size:
+                await self._fill(self.max_batch_delay_s)
+            jobs = self._take()
+            if not jobs:
+                return
+            self._running = len(jobs)
+            try:
+                await self._run(jobs)
+            finally:
+                self._running = 0
+                for job in jobs:
+                    if not job.future.done():  # never leave a caller hanging
+                        job.future.set_exception(RuntimeError("the batch ended without a result"))
+
+    async def _fill(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + delay
+        while self._waiting < self.max_batch_size and (left := end - loop.time()) > 0:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), left)
+        if self._waiting:
+            self._arrived.set()
+
+    def _take(self) -> list[_Job]:
+        jobs: list[_Job] = []
+        now = time.perf_counter()
+        while self._queue and len(jobs) < self.max_batch_size:
+            job = self._queue.popleft()
+            if job.state != "waiting":
+                continue
+            if now - job.arrived > self.queue_deadline_s:
+                self._expire(job)
+                continue
+            self._waiting -= 1
+            job.state = "running"
+            self._notify("queue_wait", now - job.arrived, ran=True)
+            jobs.append(job)
+        if not self._queue:
+            self._arrived.clear()
+        self._notify("depth", self._waiting)
+        return jobs
+
+    async def _run(self, jobs: list[_Job]) -> None:
+        started = time.perf_counter()
+        try:
+            out = await self._pass([j.x for j in jobs])
+        except Exception as exc:
+            self.stats.failed_batches += 1
+            self._notify("batch", len(jobs), time.perf_counter() - started, ok=False)
+            if len(jobs) == 1:
+                self._finish(jobs[0], exc=exc)
+                return
+            log.warning("a batch of %d failed (%r); retrying its jobs one by one", len(jobs), exc)
+            for job in jobs:
+                t0 = time.perf_counter()
+                try:
+                    row = await self._pass([job.x])
+                except Exception as one_exc:
+                    self._finish(job, exc=one_exc)
+                else:
+                    self._finish(job, row[0], started, time.perf_counter() - t0, 1)
+            return
+        seconds = time.perf_counter() - started
+        self._ewma_batch_s = (
+            seconds if not self._ewma_batch_s else 0.8 * self._ewma_batch_s + 0.2 * seconds
+        )
+        self.stats.jobs_run += len(jobs)
+        self._notify("batch", len(jobs), seconds, ok=True)
+        for job, row in zip(jobs, out, strict=True):
+            self._finish(job, row, started, seconds, len(jobs))
+
+    async def _pass(self, xs: list[Array]) -> Array:
+        self._passes_in_flight += 1
+        self.stats.max_concurrent_passes = max(
+            self.stats.max_concurrent_passes, self._passes_in_flight
+        )
+        self.stats.forward_passes += 1
+        self.stats.batch_sizes.append(len(xs))
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, _forward, self.predict, xs)
+        finally:
+            self._passes_in_flight -= 1
+
+    def _finish(
+        self,
+        job: _Job,
+        row: Array | None = None,
+        started: float = 0.0,
+        seconds: float = 0.0,
+        size: int = 0,
+        *,
+        exc: BaseException | None = None,
+    ) -> None:
+        job.state = "done"
+        if job.future.done():  # the caller went away
+            return
+        if exc is not None:
+            job.future.set_exception(exc)
+        else:
+            assert row is not None
+            job.future.set_result(GateResult(row, started - job.arrived, seconds, size))
+
+    def _expire(self, job: _Job) -> None:
+        waited = time.perf_counter() - job.arrived
+        self._drop(job, "expired")
+        self.stats.expired += 1
+        self._notify("queue_wait", waited, ran=False)
+        self._notify("rejected", "deadline")
+        if not job.future.done():
+            job.future.set_exception(
+                DeadlineExceeded(
+                    f"the request waited {waited * 1000:.0f} ms for the model, longer than the "
+                    f"{self.queue_deadline_s * 1000:.0f} ms queue deadline, and was not run; "
+                    "retry after the Retry-After delay",
+                    self.retry_after_s(),
+                )
+            )
+
+    def _drop(self, job: _Job, state: JobState) -> None:
+        job.state = state
+        self._waiting -= 1
+        self._notify("depth", self._waiting)
+
+    def _notify(self, event: str, *args: object, **kwargs: object) -> None:
+        for obs in self.observers:
+            try:
+                getattr(obs, event)(*args, **kwargs)
+            except Exception:
+                log.exception("gate observer %r failed on %s", obs, event)

@@ -1,0 +1,142 @@
+"""One pure-ASGI middleware for every request: request id, body limits, metrics, last-resort 500.
+
+Body limits are enforced *before* a body is read whole: a ``Content-Length`` over the limit is
+answered 413 without reading a byte of it, and a chunked body is counted as it streams in and
+refused the moment it crosses the limit. A client that stops sending its body for
+``body_read_timeout_s`` gets 408. (Idle keep-alive connections are closed by uvicorn's
+``timeout_keep_alive``; slow *headers* are left to the load balancer in front.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import BodyReadTimeoutError, BodyTooLargeError
+from service.metrics import ServiceMetrics
+
+__all__ = ["RequestMiddleware"]
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class RequestMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ServiceMetrics,
+        max_body_bytes: int,
+        body_read_timeout_s: float,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.body_read_timeout_s = body_read_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        rid = headers.get("x-request-id", "")
+        if not _REQUEST_ID.match(rid):
+            rid = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            length = headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+                await self._reject(send_wrapper, length)
+                return
+            await self.app(scope, self._limited(receive), send_wrapper)
+        except Exception:
+            log.exception(
+                "unexpected error answering %s %s [request id %s]",
+                scope.get("method"),
+                scope.get("path"),
+                rid,
+            )
+            if response_started:
+                raise  # too late for a clean answer; the server closes the connection
+            await _send_json(
+                send_wrapper,
+                500,
+                {"detail": f"internal server error; quote request id {rid} when reporting it"},
+            )
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe_request(
+                endpoint, str(scope.get("method", "")), status, time.perf_counter() - started
+            )
+
+    async def _reject(self, send: Send, length: str) -> None:
+        if not length.isdigit():
+            await _send_json(send, 400, {"detail": f"invalid Content-Length {length[:40]!r}"})
+            return
+        await _send_json(
+            send,
+            413,
+            {
+                "detail": f"the request body is {int(length):,} bytes; the limit is "
+                f"{self.max_body_bytes:,} bytes: send a smaller image"
+            },
+            close=True,
+        )
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+        body_done = False
+        limit, timeout = self.max_body_bytes, self.body_read_timeout_s
+
+        async def limited() -> Message:
+            nonlocal received, body_done
+            if body_done:  # after the body, receive() only waits for a disconnect
+                return await receive()
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyReadTimeoutError(
+                    f"no request body data for {timeout:g} s; send the whole body promptly"
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLargeError(
+                        f"the request body is over the limit of {limit:,} bytes: "
+                        "send a smaller image"
+                    )
+                body_done = not message.get("more_body", False)
+            return message
+
+        return limited
+
+
+async def _send_json(send: Send, status: int, body: dict[str, str], *, close: bool = False) -> None:
+    data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})

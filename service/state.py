@@ -1,0 +1,203 @@
+"""What one running service holds: settings, the predictor, the device gate, the metric sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from emojinet.errors import EmojiNetError
+from emojinet.predictor import ModelInfo, Predictor, Suggestion
+from emojinet.vocab import Vocabulary
+from service.cloudwatch import CloudWatchPublisher
+from service.gate import DeviceGate, GateError, GateObserver
+from service.metrics import ServiceMetrics
+from service.settings import Settings
+
+__all__ = ["ModelNotReady", "PredictorLike", "ServiceState", "ShuttingDown"]
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotReady(EmojiNetError):
+    """The model is still loading (or failed to load)."""
+
+
+class ShuttingDown(GateError):
+    """The server is draining after SIGTERM and takes no new requests."""
+
+
+class PredictorLike(Protocol):
+    """What the service needs from :class:`emojinet.predictor.Predictor` (fakes implement it)."""
+
+    info: ModelInfo
+    vocab: Vocabulary
+
+    def preprocess(self, data: bytes) -> npt.NDArray[np.float32]: ...
+
+    def predict_batch(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+    def top_k(
+        self, probs: npt.NDArray[np.float32], k: int = 5, threshold: float | None = None
+    ) -> list[Suggestion]: ...
+
+
+@dataclass
+class ServiceState:
+    """Built by the lifespan; routes reach it through :mod:`service.deps`."""
+
+    settings: Settings
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    predictor: PredictorLike | None = None
+    gate: DeviceGate | None = None
+    cloudwatch: CloudWatchPublisher | None = None
+    load_error: str | None = None
+    draining: bool = False
+    inflight: int = 0  # /suggest requests accepted and not yet answered
+    on_load_failure: Callable[[], None] | None = None
+    preprocess_pool: ThreadPoolExecutor | None = None
+    _loader: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self, predictor: PredictorLike | None = None) -> None:
+        """Start the metric sinks and load the model in the background (``/readyz`` says when)."""
+        s = self.settings
+        self.preprocess_pool = ThreadPoolExecutor(
+            s.preprocess_workers, thread_name_prefix="preprocess"
+        )
+        if s.cloudwatch_enabled:
+            self.cloudwatch = CloudWatchPublisher.from_settings(s, self.metrics)
+            await self.cloudwatch.start()
+            log.info("publishing queue wait to CloudWatch namespace %s", s.cloudwatch_namespace)
+        if predictor is not None:
+            self._ready(predictor)
+        else:
+            self._loader = asyncio.get_running_loop().create_task(self._load(), name="load-model")
+
+    async def _load(self) -> None:
+        s = self.settings
+        t0 = time.perf_counter()
+        try:
+            predictor = await asyncio.to_thread(
+                Predictor.load,
+                s.model or None,
+                backend=s.backend,
+                device=s.device,
+                max_pixels=s.max_pixels,
+                deny=s.deny_list,
+            )
+            x = np.zeros((1, *predictor.input_shape), np.float32)
+            await asyncio.to_thread(predictor.predict_batch, x)  # warm-up before taking traffic
+        except Exception as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("could not load the model %r", s.model or "(built-in default)")
+            if self.on_load_failure is not None:
+                self.on_load_failure()
+            return
+        info = predictor.info
+        log.info(
+            "model %s (%s, %d emojis, %s on %s) ready in %.1f s",
+            info.name,
+            info.backbone,
+            info.vocab_size,
+            info.backend,
+            info.device,
+            time.perf_counter() - t0,
+        )
+        self._ready(predictor)
+
+    def _ready(self, predictor: PredictorLike) -> None:
+        s = self.settings
+        observers: list[GateObserver] = [self.metrics]
+        if self.cloudwatch is not None:
+            observers.append(self.cloudwatch)
+        self.gate = DeviceGate(
+            predictor.predict_batch,
+            max_batch_size=s.max_batch_size,
+            max_batch_delay_s=s.max_batch_delay_ms / 1000.0,
+            max_queue=s.max_queue,
+            queue_deadline_s=s.queue_deadline_s,
+            observers=observers,
+        )
+        self.gate.start()
+        if self.cloudwatch is not None:
+            gate = self.gate
+            self.cloudwatch.backlog_source = lambda: gate.depth + gate.in_flight
+        self.predictor = predictor
+        self.metrics.ready.set(0 if self.draining else 1)
+
+    @property
+    def ready(self) -> bool:
+        return self.predictor is not None and self.gate is not None and not self.draining
+
+    def begin_drain(self) -> None:
+        """Refuse new work from now on; requests already accepted still finish."""
+        if not self.draining:
+            log.info("draining: refusing new requests, finishing %d accepted ones", self.inflight)
+        self.draining = True
+        self.metrics.ready.set(0)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until every accepted request is answered; False on timeout."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        while self.inflight:
+            if loop.time() >= end:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def shutdown(self) -> None:
+        """Drain, flush the metrics, stop the gate and the threads."""
+        self.begin_drain()
+        if self._loader is not None and not self._loader.done():
+            self._loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loader
+        if not await self.wait_idle(self.settings.drain_timeout_s):
+            log.warning("drain timed out with %d requests unanswered", self.inflight)
+        if self.gate is not None:
+            await self.gate.stop()
+        if self.cloudwatch is not None:
+            await self.cloudwatch.stop(flush=True)
+        if self.preprocess_pool is not None:
+            self.preprocess_pool.shutdown(wait=False, cancel_futures=True)
+        log.info("shut down cleanly")
+
+    # -- per request ----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def accept(self) -> AsyncIterator[tuple[PredictorLike, DeviceGate]]:
+        """Admit one inference request (503 while loading or draining) and track it."""
+        if self.draining:
+            raise ShuttingDown("the server is shutting down; retry on another instance", 1)
+        if self.predictor is None or self.gate is None:
+            raise ModelNotReady(self.not_ready_reason())
+        self.inflight += 1
+        self.metrics.inflight.inc()
+        try:
+            yield self.predictor, self.gate
+        finally:
+            self.inflight -= 1
+            self.metrics.inflight.dec()
+
+    def not_ready_reason(self) -> str:
+        if self.draining:
+            return "the server is shutting down"
+        if self.load_error:
+            return f"the model failed to load: {self.load_error}"
+        return "the model is still loading; retry in a few seconds"
+
+    def model_info(self) -> dict[str, Any]:
+        if self.predictor is None:
+            raise ModelNotReady(self.not_ready_reason())
+        return self.predictor.info.to_dict()

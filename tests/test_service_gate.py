@@ -1,0 +1,279 @@
+"""The device gate on its own, with a fake predictor: batching, the lock, backpressure, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+from service_fixtures import FakePredictor, run
+
+from service.gate import DeadlineExceeded, DeviceGate, GateResult, Overloaded
+
+
+def job(marker: int) -> np.ndarray:
+    return np.full((3, 2, 2), marker, np.float32)
+
+
+class Recorder:
+    """A GateObserver that keeps everything it is told."""
+
+    def __init__(self) -> None:
+        self.waits: list[tuple[float, bool]] = []
+        self.batches: list[tuple[int, float, bool]] = []
+        self.depths: list[int] = []
+        self.rejections: list[str] = []
+
+    def queue_wait(self, seconds: float, *, ran: bool) -> None:
+        self.waits.append((seconds, ran))
+
+    def batch(self, size: int, seconds: float, *, ok: bool) -> None:
+        self.batches.append((size, seconds, ok))
+
+    def depth(self, depth: int) -> None:
+        self.depths.append(depth)
+
+    def rejected(self, reason: str) -> None:
+        self.rejections.append(reason)
+
+
+def make_gate(fake: FakePredictor, rec: Recorder | None = None, **kw: float) -> DeviceGate:
+    gate = DeviceGate(fake.predict_batch, observers=[rec] if rec else [], **kw)  # type: ignore[arg-type]
+    gate.start()
+    return gate
+
+
+def top(result: GateResult) -> int:
+    return int(np.argmax(result.output))
+
+
+def test_concurrent_jobs_share_forward_passes_and_get_their_own_rows() -> None:
+    fake, rec = FakePredictor(delay_s=0.03), Recorder()
+
+    async def main() -> list[GateResult]:
+        gate = make_gate(fake, rec, max_batch_size=8)
+        try:
+            return await asyncio.gather(*(gate.submit(job(i % 5)) for i in range(20)))
+        finally:
+            await gate.stop()
+
+    results = run(main)
+    assert [top(r) for r in results] == [i % 5 for i in range(20)]
+    assert fake.calls < 20, "20 concurrent jobs should run in fewer forward passes"
+    assert max(fake.batch_sizes) <= 8
+    assert fake.max_concurrent == 1, "the lock must never let two batches run at once"
+    assert len(rec.waits) == 20 and all(ran for _, ran in rec.waits)
+    assert sum(size for size, _, _ in rec.batches) == 20
+    assert all(r.batch_size >= 1 and r.inference_s > 0 and r.queue_s >= 0 for r in results)
+
+
+def test_forward_pass_runs_off_the_event_loop() -> None:
+    fake = FakePredictor(delay_s=0.2)
+    seen: list[str] = []
+    original = fake.predict_batch
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        seen.append(threading.current_thread().name)
+        return original(batch)
+
+    fake.predict_batch = predict  # type: ignore[method-assign]
+
+    async def main() -> int:
+        gate = make_gate(fake)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        t = asyncio.create_task(ticker())
+        await gate.submit(job(1))
+        t.cancel()
+        await gate.stop()
+        return ticks
+
+    ticks = run(main)
+    assert seen and all(name.startswith("device") for name in seen)
+    assert ticks >= 5, "the event loop must keep running during a forward pass"
+
+
+def test_queue_full_refuses_at_once_and_accepted_jobs_still_succeed() -> None:
+    fake, rec = FakePredictor(delay_s=0.1), Recorder()
+
+    async def main() -> list[GateResult | BaseException]:
+        gate = make_gate(fake, rec, max_batch_size=1, max_queue=3, queue_deadline_s=30)
+        try:
+            return await asyncio.gather(
+                *(gate.submit(job(1)) for _ in range(10)), return_exceptions=True
+            )
+        finally:
+            await gate.stop()
+
+    out = run(main)
+    refused = [r for r in out if isinstance(r, Overloaded)]
+    ok = [r for r in out if isinstance(r, GateResult)]
+    assert refused and ok and len(refused) + len(ok) == 10
+    assert "already waiting" in str(refused[0]) and refused[0].retry_after_s >= 1
+    assert all(top(r) == 1 for r in ok)
+    assert fake.calls == len(ok)
+    assert rec.rejections.count("overloaded") == len(refused)
+
+
+def test_several_inputs_are_admitted_all_or_none() -> None:
+    fake = FakePredictor()
+
+    async def main() -> tuple[int, list[GateResult]]:
+        gate = make_gate(fake, max_queue=4)
+        try:
+            with pytest.raises(Overloaded, match="exceed the queue size"):
+                await gate.submit_many([job(0)] * 5)
+            depth = gate.depth
+            return depth, await gate.submit_many([job(i) for i in range(4)])
+        finally:
+            await gate.stop()
+
+    depth, results = run(main)
+    assert depth == 0
+    assert [top(r) for r in results] == [0, 1, 2, 3]
+
+
+def test_deadline_drops_waiting_jobs_without_running_them() -> None:
+    fake, rec = FakePredictor(delay_s=0.3), Recorder()
+
+    async def main() -> tuple[list[GateResult | BaseException], int]:
+        gate = make_gate(fake, rec, max_batch_size=1, queue_deadline_s=0.1)
+        try:
+            out = await asyncio.gather(
+                *(gate.submit(job(2)) for _ in range(4)), return_exceptions=True
+            )
+            await gate.drain(5)
+            return out, gate.depth
+        finally:
+            await gate.stop()
+
+    out, depth = run(main)
+    assert isinstance(out[0], GateResult)
+    expired = [r for r in out if isinstance(r, DeadlineExceeded)]
+    assert len(expired) == 3
+    assert "queue deadline" in str(expired[0]) and expired[0].retry_after_s >= 1
+    assert fake.calls == 1, "expired jobs must not run"
+    assert depth == 0
+    assert [ran for _, ran in rec.waits].count(False) == 3  # expired waits are recorded too
+    assert rec.rejections.count("deadline") == 3
+
+
+def test_a_failing_input_fails_alone_and_the_batcher_survives() -> None:
+    fake = FakePredictor()
+
+    async def main() -> tuple[list[GateResult | BaseException], GateResult]:
+        gate = make_gate(fake, max_batch_size=8, max_batch_delay_s=0.05)
+        try:
+            out = await asyncio.gather(
+                gate.submit(job(1)),
+                gate.submit(job(-1)),
+                gate.submit(job(3)),
+                return_exceptions=True,
+            )
+            return out, await gate.submit(job(4))
+        finally:
+            await gate.stop()
+
+    out, after = run(main)
+    assert isinstance(out[1], ValueError) and "poisoned" in str(out[1])
+    assert isinstance(out[0], GateResult) and top(out[0]) == 1
+    assert isinstance(out[2], GateResult) and top(out[2]) == 3
+    assert fake.batch_sizes[0] == 3, "the three should have been tried as one batch first"
+    assert top(after) == 4
+
+
+def test_a_model_returning_the_wrong_shape_fails_the_batch_not_the_gate() -> None:
+    def broken(batch: np.ndarray) -> np.ndarray:
+        return np.zeros((0, 5), np.float32)
+
+    async def main() -> GateResult:
+        gate = DeviceGate(broken, max_batch_size=4, max_batch_delay_s=0.02)
+        gate.start()
+        try:
+            out = await asyncio.gather(
+                gate.submit(job(0)), gate.submit(job(1)), return_exceptions=True
+            )
+            assert all(isinstance(r, RuntimeError) and "rows for a batch" in str(r) for r in out)
+            gate.predict = lambda b: np.ones((len(b), 5), np.float32)
+            return await gate.submit(job(2))
+        finally:
+            await gate.stop()
+
+    assert run(main).output.shape == (5,)
+
+
+def test_batch_delay_waits_to_fill_the_batch() -> None:
+    fake = FakePredictor()
+
+    async def main() -> None:
+        gate = make_gate(fake, max_batch_size=4, max_batch_delay_s=0.2)
+        try:
+
+            async def later(i: int) -> GateResult:
+                await asyncio.sleep(0.01 * i)
+                return await gate.submit(job(i))
+
+            await asyncio.gather(*(later(i) for i in range(4)))
+        finally:
+            await gate.stop()
+
+    run(main)
+    assert fake.batch_sizes == [4]
+
+
+def test_a_cancelled_caller_is_not_run() -> None:
+    fake = FakePredictor(delay_s=0.2)
+
+    async def main() -> int:
+        gate = make_gate(fake, max_batch_size=1, queue_deadline_s=10)
+        try:
+            first = asyncio.create_task(gate.submit(job(0)))
+            await asyncio.sleep(0.02)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(gate.submit(job(1)), 0.05)
+            depth = gate.depth
+            await first
+            await asyncio.sleep(0.05)
+            return depth
+        finally:
+            await gate.stop()
+
+    assert run(main) == 0
+    assert fake.calls == 1
+
+
+def test_drain_waits_for_queued_jobs() -> None:
+    fake = FakePredictor(delay_s=0.05)
+
+    async def main() -> tuple[bool, float]:
+        gate = make_gate(fake, max_batch_size=1, queue_deadline_s=10)
+        tasks = [asyncio.create_task(gate.submit(job(i))) for i in range(4)]
+        await asyncio.sleep(0)
+        t0 = time.perf_counter()
+        drained = await gate.drain(5)
+        took = time.perf_counter() - t0
+        assert all(t.done() and not t.exception() for t in tasks)
+        await gate.stop()
+        return drained, took
+
+    drained, took = run(main)
+    assert drained and took >= 0.15
+    assert fake.calls == 4
+
+
+def test_submit_before_start_is_an_error() -> None:
+    gate = DeviceGate(FakePredictor().predict_batch)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await gate.submit(job(0))
+
+    with pytest.raises(RuntimeError, match="not running"):
+        run(main)
