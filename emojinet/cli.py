@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
     from emojinet.predictor import Predictor
 
     predictor = Predictor.load(
-        args.model, backend=args.backend, device=args.device, vocab=args.vocab
+        args.model, backend=args.backend, device=args.device, vocab=args.vocab, deny=args.deny
     )
     failed = 0
     for path in args.images:
@@ -139,6 +140,17 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocab", default=None, help="zero-shot vocabulary: default, all or a file")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="torch")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument(
+        "--deny",
+        type=_comma_list,
+        default=_comma_list(os.environ.get("EMOJINET_DENY_LIST", "")),
+        metavar="EMOJIS",
+        help="comma-separated emojis never to suggest or sample (default: $EMOJINET_DENY_LIST)",
+    )
+
+
+def _comma_list(s: str) -> list[str]:
+    return [item.strip() for item in s.split(",") if item.strip()]
 
 
 def _int_range(lo: int, hi: int) -> Callable[[str], int]:

@@ -143,10 +143,14 @@ class Predictor:
     def top_k(
         self, probs: np.ndarray, k: int = 5, threshold: float | None = None
     ) -> list[Suggestion]:
-        """One row (V,) → the ``k`` best emojis, dropping those under ``threshold``."""
-        k = max(1, min(k, probs.shape[0]))
-        idx = np.argpartition(-probs, k - 1)[:k]
-        idx = idx[np.argsort(-probs[idx], kind="stable")]
+        """One row (V,) → the ``k`` best emojis, dropping those under ``threshold``.
+
+        Deny-listed emojis are never returned, even when ``k`` exceeds the allowed ones.
+        """
+        scores = np.where(self.denied, -np.inf, probs)
+        k = max(1, min(k, int((~self.denied).sum())))
+        idx = np.argpartition(-scores, k - 1)[:k]
+        idx = idx[np.argsort(-scores[idx], kind="stable")]
         out = [Suggestion(self.vocab[i], self._names[i], float(probs[i])) for i in idx]
         if threshold is not None:
             out = [s for s in out if s.score >= threshold]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -14,10 +14,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from emojinet.errors import ImageTooLargeError, InvalidImageError
+from emojinet.sampling import sample_distribution
 from service.deps import Authorized, StateDep
 from service.gate import GateResult
 from service.schemas import (
+    DistributionResponse,
+    EmojiCount,
     EmojiEntry,
+    EmojiFrequency,
     EmojiScore,
     ImageResult,
     MultiSuggestResponse,
@@ -112,6 +116,70 @@ async def suggest(
         for e, r in zip(emojis, results, strict=True)
     ]
     return MultiSuggestResponse(results=items, model=name, timing=timing)
+
+
+@router.post(
+    "/distribution",
+    response_model=DistributionResponse,
+    summary="Draw many emojis for one photo: histogram, mode and how stable it is",
+    openapi_extra={"requestBody": _SUGGEST_BODY},
+    responses=_errors(400, 401, 408, 413, 415, 422, 429, 503),
+)
+async def distribution(
+    request: Request,
+    state: StateDep,
+    _auth: Authorized,
+    n: Annotated[int, Query(ge=1, le=1000, description="How many emojis to draw.")] = 50,
+    temperature: Annotated[
+        float, Query(ge=0.01, le=100.0, description="<1 sharpens, >1 flattens.")
+    ] = 1.0,
+    seed: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="Makes the draws reproducible.")
+    ] = None,
+    head: Annotated[
+        Literal["classifier", "gan"], Query(description="Which head draws the emojis.")
+    ] = "classifier",
+) -> DistributionResponse:
+    """The same image input and errors as ``/suggest``; one image per request."""
+    started = time.perf_counter()
+    if state.cloudwatch is not None:
+        state.cloudwatch.count_request()
+    async with state.accept() as (predictor, gate):
+        gate.check_admission(1)
+        images, multi = await _read_images(request, state.settings.max_images_per_request)
+        if multi:
+            raise HTTPException(400, "/distribution takes one photo: send it as the 'image' field")
+        arrays = await _preprocess(state, predictor, images, multi)
+        (result,) = await gate.submit_many(arrays)
+    state.metrics.images.inc()
+    if head == "gan":
+        raise HTTPException(400, "the GAN head is not loaded on this server: use head=classifier")
+    # Resampling for the mode's stability is CPU work: keep it off the event loop.
+    dist = await asyncio.to_thread(
+        sample_distribution,
+        result.output,
+        predictor.vocab,
+        n=n,
+        temperature=temperature,
+        seed=seed,
+    )
+    return DistributionResponse(
+        samples=dist.samples,
+        histogram=[EmojiCount(emoji=e, count=c) for e, c in dist.histogram],
+        mode=dist.mode,
+        mode_stability=dist.mode_stability,
+        entropy=dist.entropy,
+        top_k=[EmojiFrequency(emoji=e, frequency=f) for e, f in dist.top_k],
+        n=n,
+        temperature=temperature,
+        head=head,
+        model=predictor.info.name,
+        timing=Timing(
+            queue_ms=_ms(result.queue_s),
+            inference_ms=_ms(result.inference_s),
+            total_ms=_ms(time.perf_counter() - started),
+        ),
+    )
 
 
 def _ms(seconds: float) -> float:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "DistributionResponse",
+    "EmojiCount",
     "EmojiEntry",
+    "EmojiFrequency",
     "EmojiScore",
     "ImageResult",
     "MultiSuggestResponse",
@@ -55,3 +58,31 @@ class EmojiEntry(BaseModel):
 class VocabularyResponse(BaseModel):
     count: int
     emojis: list[EmojiEntry]
+
+
+class EmojiCount(BaseModel):
+    emoji: str
+    count: int
+
+
+class EmojiFrequency(BaseModel):
+    emoji: str
+    frequency: float
+
+
+class DistributionResponse(BaseModel):
+    samples: list[str] = Field(description="The n emojis drawn, in draw order.")
+    histogram: list[EmojiCount] = Field(description="Counts of the drawn emojis, most drawn first.")
+    mode: str = Field(description="The most drawn emoji (ties: the more probable one).")
+    mode_stability: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="Probability that another n draws have the same mode (1,000 resamples).",
+    )
+    entropy: float = Field(description="Entropy of the sampling distribution, in bits.")
+    top_k: list[EmojiFrequency] = Field(description="Empirical frequencies of the top draws.")
+    n: int
+    temperature: float
+    head: str = Field(description="'classifier' or 'gan'.")
+    model: str
+    timing: Timing

@@ -94,6 +94,15 @@ def test_table_output_and_threshold(
         "--json",
     )
     assert json.loads(result.stdout)["emojis"] == []
+    deny = ["--deny", "🐱,☕", "--distribution", "-n", "300", "--seed", "1"]
+    result = run_cli(
+        "suggest", str(photo_dir / "chelsea.jpg"), "--model", str(tmp_path / "tiny"),
+        "--top-k", "50", "--json", *deny,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    suggested, dist = (json.loads(line) for line in result.stdout.splitlines())
+    assert {e["emoji"] for e in suggested["emojis"]} == {"🚀", "🌸", "😂"}
+    assert dist["n"] == 300 and not {"🐱", "☕"} & set(dist["samples"])
 
 
 def test_usage_errors_exit_2(photo_dir: Path, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def test_smoke_run_against_the_real_server(tmp_path: Path, monkeypatch: pytest.M
     """~8 s of locust with 4 users on loopback: no failures, /healthz up, clean SIGTERM exit."""
     monkeypatch.setenv("EMOJINET_DEVICE", "cpu")
     monkeypatch.delenv("EMOJINET_API_KEYS", raising=False)
-    rc = run.main(["-u", "4", "-r", "4", "-t", "8s", "--out", str(tmp_path), "--no-distribution"])
+    rc = run.main(["-u", "4", "-r", "4", "-t", "8s", "--out", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert rc == 0, summary["problems"] + summary["failure_messages"]
     assert summary["failures"] == 0

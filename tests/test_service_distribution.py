@@ -1,0 +1,115 @@
+"""POST /distribution and the deny-list, over real HTTP (uvicorn on loopback, a real tiny model)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from service_fixtures import EMOJIS, ThreadedServer, photo, tiny_release
+
+from emojinet.backends import TorchBackend
+from emojinet.checkpoint import load_release
+from emojinet.predictor import Predictor
+from service.app import create_app
+from service.settings import Settings
+
+__all__ = ["photo", "tiny_release"]  # fixtures used below
+
+DENIED = EMOJIS[0]
+
+
+@pytest.fixture(scope="module")
+def client(tiny_release: Path) -> Iterator[httpx.Client]:
+    model, meta = load_release(tiny_release)
+    predictor = Predictor(model, TorchBackend(model, "cpu"), sha256=meta["sha256"], deny=[DENIED])
+    settings = Settings(max_body_bytes=1_000_000, max_pixels=1_000_000)
+    with (
+        ThreadedServer(create_app(settings, predictor=predictor)) as srv,
+        httpx.Client(base_url=srv.url, timeout=30) as c,
+    ):
+        yield c
+
+
+def test_distribution_answers_histogram_mode_and_stability(
+    client: httpx.Client, photo: bytes
+) -> None:
+    r = client.post("/distribution?n=200&seed=3", files={"image": ("cat.jpg", photo)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["samples"]) == body["n"] == 200
+    assert sum(h["count"] for h in body["histogram"]) == 200
+    assert body["mode"] == body["histogram"][0]["emoji"]
+    assert 0.0 <= body["mode_stability"] <= 1.0
+    assert 0.0 < body["entropy"] <= 2.0 + 1e-9  # 4 allowed emojis → at most 2 bits
+    assert body["head"] == "classifier" and body["model"] == "test-tiny"
+    assert body["timing"]["total_ms"] > 0
+    again = client.post("/distribution?n=200&seed=3", files={"image": ("cat.jpg", photo)})
+    assert again.json()["samples"] == body["samples"]  # the seed makes draws reproducible
+
+
+def test_temperature_changes_the_spread(client: httpx.Client, photo: bytes) -> None:
+    def entropy(t: float) -> float:
+        r = client.post(f"/distribution?n=10&temperature={t}", files={"image": ("c.jpg", photo)})
+        assert r.status_code == 200, r.text
+        return float(r.json()["entropy"])
+
+    assert entropy(0.05) < entropy(1.0) < entropy(50.0)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("n=0", "n"),
+        ("n=1001", "n"),
+        ("temperature=0", "temperature"),
+        ("seed=-1", "seed"),
+        ("head=vae", "head"),
+        ("n=many", "n"),
+    ],
+)
+def test_bad_query_values_are_422(
+    client: httpx.Client, photo: bytes, query: str, field: str
+) -> None:
+    r = client.post(f"/distribution?{query}", files={"image": ("c.jpg", photo)})
+    assert r.status_code == 422
+    assert f"query parameter '{field}'" in r.json()["detail"]
+
+
+def test_bad_images_get_the_same_errors_as_suggest(client: httpx.Client) -> None:
+    r = client.post("/distribution", content=b"not an image", headers={"Content-Type": "image/png"})
+    assert r.status_code == 400 and "not an image" in r.json()["detail"]
+    r = client.post("/distribution", content=b"", headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 400 and "empty" in r.json()["detail"]
+    r = client.post("/distribution", content=b"{}", headers={"Content-Type": "application/json"})
+    assert r.status_code == 415 and "unsupported Content-Type" in r.json()["detail"]
+    r = client.post("/distribution", files={"photo": ("c.jpg", b"x")})
+    assert r.status_code == 422 and "no 'image' file field" in r.json()["detail"]
+
+
+def test_one_image_per_request(client: httpx.Client, photo: bytes) -> None:
+    files = [("images", ("a.jpg", photo)), ("images", ("b.jpg", photo))]
+    r = client.post("/distribution", files=files)
+    assert r.status_code == 400 and "takes one photo" in r.json()["detail"]
+
+
+def test_gan_head_without_a_gan_is_a_clear_error(client: httpx.Client, photo: bytes) -> None:
+    r = client.post("/distribution?head=gan", files={"image": ("c.jpg", photo)})
+    assert r.status_code == 400 and "GAN head is not loaded" in r.json()["detail"]
+
+
+def test_deny_list_applies_to_every_endpoint(client: httpx.Client, photo: bytes) -> None:
+    r = client.post("/suggest?top_k=50", files={"image": ("c.jpg", photo)})
+    assert r.status_code == 200
+    suggested = [e["emoji"] for e in r.json()["emojis"]]
+    assert DENIED not in suggested and len(suggested) == len(EMOJIS) - 1
+    r = client.post(
+        "/suggest?top_k=5", files=[("images", ("a.jpg", photo)), ("images", ("b.jpg", photo))]
+    )
+    assert all(DENIED not in [e["emoji"] for e in res["emojis"]] for res in r.json()["results"])
+    # A very flat distribution would draw every emoji of the vocabulary in 1,000 draws.
+    r = client.post("/distribution?n=1000&temperature=100", files={"image": ("c.jpg", photo)})
+    body = r.json()
+    assert DENIED not in body["samples"]
+    assert {h["emoji"] for h in body["histogram"]} == set(EMOJIS) - {DENIED}
