@@ -9,8 +9,9 @@ ImageNet class names and emoji names, precomputed by ``scripts/build_text_embedd
 
 where ``A`` (1000, V) is the class→emoji affinity (a row's best emoji gets 1 when its cosine
 similarity reaches ``min_similarity`` and the row is all 0 otherwise, the next few decay with
-the similarity gap, the rest are 0; so an espresso at 0.96 gives ☕ about 0.96) and ``q`` (V,) the usage-frequency prior scaled to a maximum of 1: it only
-reorders emojis with visual evidence, so 😂 and ❤️ never crowd out what the photo shows.
+the similarity gap, the rest are 0; so an espresso at 0.96 gives ☕ about 0.96) and ``q``
+(V,) the usage-frequency prior scaled to a maximum of 1: it only reorders emojis with visual
+evidence, so 😂 and ❤️ never crowd out what the photo shows.
 Serving needs only the shipped vectors, never the text model.
 """
 
