@@ -77,3 +77,7 @@ docker-build:
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Screenshots of the page for docs/ (built-in model, scikit-image's cat, Debian's Chromium).
+screenshots: setup-dev system-deps
+	$(BIN)/python scripts/screenshots.py

@@ -98,8 +98,16 @@ def main() -> None:
     print(f"ONNX Runtime vs torch eager, single image: {speedup:.1f}x faster")
     print(f"decode + preprocess (JPEG, about 0.2-0.4 MP): {preprocess_ms:.1f} ms per image")
     result = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
-        "model": {"backbone": model.cfg.backbone, "head": model.cfg.head, "vocab": len(model.vocab)},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+        },
+        "model": {
+            "backbone": model.cfg.backbone,
+            "head": model.cfg.head,
+            "vocab": len(model.vocab),
+        },
         "batch_size": args.batch,
         "rows": rows,
         "onnx_speedup_single": speedup,

@@ -19,7 +19,7 @@ __all__ = ["build_parser", "main"]
 log = logging.getLogger("emojinet")
 
 # Modules that add subcommands: each has ``register(subparsers)``, setting ``func`` on its parsers.
-_PLUGINS = ("training.cli", "service.cli")
+_PLUGINS = ("training.cli", "service.cli", "emojinet.gallery_cli")
 
 
 def _cmd_suggest(args: argparse.Namespace) -> int:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from emojinet import __version__
 from service.errors import install_error_handlers
@@ -23,6 +25,8 @@ from service.state import PredictorLike, ServiceState
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().with_name("static")
 
 DESCRIPTION = """Suggests emojis for photos.
 
@@ -74,4 +78,6 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(router)
+    # The web page's scripts and styles (GET / serves its index.html).
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -328,3 +328,22 @@ async def docs() -> HTMLResponse:
             "style-src 'unsafe-inline' 'self'; img-src 'self' data: blob:"
         },
     )
+
+
+_INDEX_HTML: str | None = None
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> HTMLResponse:
+    """The web page: pick, drop or paste a photo; its scripts and styles are under ``/static``."""
+    global _INDEX_HTML
+    if _INDEX_HTML is None:
+        _INDEX_HTML = resources.files("service").joinpath("static/index.html").read_text("utf-8")
+    return HTMLResponse(
+        _INDEX_HTML,
+        headers={
+            "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+            "img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+            "frame-ancestors 'none'"
+        },
+    )

@@ -1,0 +1,447 @@
+"""The gallery: which photos a model associates most strongly with each emoji.
+
+``build_gallery(images_dir, predictor, out)`` scores every image under ``images_dir`` (batched,
+with a progress bar), caches the scores in ``out/scores.npz`` keyed by each file's path, mtime
+and size and by the model's sha256 (a second run only scores new or changed files), and writes:
+
+* ``index.html``: per emoji its top-N images, per image its top emojis; thumbnails, a search
+  box and sorting by emoji frequency; self-contained (no network; thumbnails in ``thumbs/``);
+* ``gallery.json``: the same data for scripts;
+* ``cards/*.png``: per emoji that leads some image a shareable card: the emoji drawn with
+  Noto Color Emoji next to its top images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from emojinet.errors import EmojiNetError
+from emojinet.preprocess import decode_image
+from emojinet.vocab import Vocabulary
+
+__all__ = [
+    "EMOJI_FONT",
+    "GalleryConfig",
+    "GalleryResult",
+    "build_gallery",
+    "find_images",
+    "render_emoji",
+    "score_images",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+_EMOJI_FONT_SIZE = 109  # the only size Noto Color Emoji's bitmaps come in
+CACHE_FILE = "scores.npz"
+_CACHE_VERSION = 1
+
+
+class PredictorLike(Protocol):
+    """What the gallery needs of :class:`emojinet.predictor.Predictor`."""
+
+    vocab: Vocabulary
+
+    @property
+    def info(self) -> Any: ...
+
+    def preprocess(self, data: bytes) -> npt.NDArray[np.float32]: ...
+
+    def predict_batch(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True)
+class GalleryConfig:
+    top_n: int = 8  # images shown per emoji
+    per_image: int = 5  # emojis shown per image
+    batch_size: int = 32
+    workers: int = 2  # threads decoding images
+    thumb_size: int = 160
+    card_images: int = 4  # images on each emoji's PNG card
+    card_min_score: float = 0.01  # cards only for emojis leading an image with this score
+    max_cards: int = 100
+    progress: bool = True
+
+
+@dataclass
+class GalleryResult:
+    out: Path
+    images: list[Path]
+    scores: npt.NDArray[np.float32]  # (N, V); NaN rows for images that could not be read
+    scored: int  # images scored in this run (the rest came from the cache)
+    cached: int
+    unreadable: list[Path] = field(default_factory=list)
+    cards: list[Path] = field(default_factory=list)
+
+
+def find_images(root: str | Path) -> list[Path]:
+    """Image files under ``root``, recursively, in a stable order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise EmojiNetError(f"{root} is not a directory of images")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _file_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_mtime_ns}|{st.st_size}"
+
+
+def _thumb_name(key: str) -> str:
+    return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16] + ".jpg"
+
+
+def _load_cache(path: Path, sha256: str, vocab: Vocabulary) -> dict[str, npt.NDArray[np.float32]]:
+    """Cached rows by file key; empty when missing, unreadable, or from another model."""
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if (
+                int(data["version"]) != _CACHE_VERSION
+                or str(data["sha256"]) != sha256
+                or list(data["vocab"]) != vocab.to_list()
+            ):
+                log.info("score cache %s is for another model: rescoring", path)
+                return {}
+            keys, scores = data["keys"], data["scores"]
+            return {str(k): scores[i] for i, k in enumerate(keys)}
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("ignoring unreadable score cache %s: %s", path, exc)
+        return {}
+
+
+def _save_cache(
+    path: Path,
+    sha256: str,
+    vocab: Vocabulary,
+    keys: Sequence[str],
+    scores: npt.NDArray[np.float32],
+) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(
+        tmp,
+        version=np.int64(_CACHE_VERSION),
+        sha256=np.str_(sha256),
+        vocab=np.array(vocab.to_list()),
+        keys=np.array(list(keys), dtype=str),
+        scores=scores,
+    )
+    os.replace(tmp, path)
+
+
+def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def score_images(
+    predictor: PredictorLike,
+    paths: Sequence[Path],
+    *,
+    cache: Path | None = None,
+    thumbs: Path | None = None,
+    cfg: GalleryConfig = GalleryConfig(),
+) -> tuple[npt.NDArray[np.float32], int]:
+    """(N, V) scores for ``paths`` (NaN rows for unreadable files) and how many were computed.
+
+    Rows come from ``cache`` when the file (path, mtime, size) and the model's sha256 match;
+    the rest are scored in batches. Missing thumbnails are written to ``thumbs`` on the way.
+    """
+    from tqdm import tqdm
+
+    vocab = predictor.vocab
+    sha256 = str(predictor.info.sha256)
+    keys = [_file_key(p) for p in paths]
+    cached = _load_cache(cache, sha256, vocab) if cache else {}
+    scores = np.full((len(paths), len(vocab)), np.nan, dtype=np.float32)
+    todo = []
+    for i, key in enumerate(keys):
+        row = cached.get(key)
+        if row is not None and row.shape == (len(vocab),):
+            scores[i] = row
+        else:
+            todo.append(i)
+
+    def load(i: int) -> npt.NDArray[np.float32] | None:
+        try:
+            data = paths[i].read_bytes()
+            x = predictor.preprocess(data)
+            if thumbs is not None:
+                _write_thumb(data, thumbs / _thumb_name(keys[i]), cfg.thumb_size)
+        except (OSError, EmojiNetError) as exc:
+            log.warning("skipping %s: %s", paths[i], exc)
+            return None
+        return x
+
+    with (
+        ThreadPoolExecutor(max_workers=cfg.workers) as pool,
+        tqdm(
+            total=len(todo), unit="img", desc="scoring", disable=not cfg.progress or not todo
+        ) as bar,
+    ):
+        for batch in _batches(todo, cfg.batch_size):
+            arrays = list(pool.map(load, batch))
+            ok = [(i, x) for i, x in zip(batch, arrays, strict=True) if x is not None]
+            if ok:
+                probs = predictor.predict_batch(np.stack([x for _, x in ok]))
+                for (i, _), row in zip(ok, probs, strict=True):
+                    scores[i] = row
+            bar.update(len(batch))
+    if cache is not None and todo:
+        _save_cache(cache, sha256, vocab, keys, scores)
+    if thumbs is not None:  # thumbnails deleted by hand, or from a run without them
+        for i, key in enumerate(keys):
+            if not (thumbs / _thumb_name(key)).exists() and not np.isnan(scores[i, 0]):
+                _write_thumb(paths[i].read_bytes(), thumbs / _thumb_name(key), cfg.thumb_size)
+    return scores, len(todo)
+
+
+def _write_thumb(data: bytes, path: Path, size: int) -> None:
+    if path.exists():
+        return
+    img = decode_image(data, draft_size=size)
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format="JPEG", quality=82, optimize=True)
+
+
+# -- emoji rendering and cards ----------------------------------------------------------------
+
+
+def render_emoji(emoji: str, size: int, *, font_path: Path = EMOJI_FONT) -> Image.Image:
+    """The emoji as an RGBA ``size`` x ``size`` image, drawn with Noto Color Emoji at 109 px."""
+    font = ImageFont.truetype(str(font_path), _EMOJI_FONT_SIZE)
+    canvas = Image.new("RGBA", (160, 160), (0, 0, 0, 0))
+    ImageDraw.Draw(canvas).text((80, 80), emoji, font=font, embedded_color=True, anchor="mm")
+    box = canvas.getbbox()
+    if box is None:
+        raise EmojiNetError(f"the emoji font has no glyph for {emoji!r}")
+    glyph = canvas.crop(box)
+    glyph.thumbnail((size, size), Image.Resampling.LANCZOS)
+    out = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    out.paste(glyph, ((size - glyph.width) // 2, (size - glyph.height) // 2), glyph)
+    return out
+
+
+def _text_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    for path in (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
+    ):
+        if Path(path).is_file():
+            return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size)
+
+
+def make_card(
+    emoji: str,
+    name: str,
+    images: Sequence[tuple[Path, float]],
+    *,
+    tile: int = 180,
+    font_path: Path = EMOJI_FONT,
+) -> Image.Image:
+    """One emoji (large, with its name) beside its top images and their scores."""
+    pad, label_h, head_w = 16, 30, 220
+    width = head_w + len(images) * (tile + pad) + pad
+    height = tile + label_h + 2 * pad
+    card = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(card)
+    glyph = render_emoji(emoji, 136, font_path=font_path)
+    card.paste(glyph, ((head_w - 136) // 2, pad + 10), glyph)
+    title = _text_font(20)
+    words = name if len(name) <= 20 else name[:19] + "…"
+    draw.text((head_w // 2, pad + 170), words, fill=(40, 40, 48), font=title, anchor="mm")
+    small = _text_font(16)
+    for j, (path, score) in enumerate(images):
+        x = head_w + j * (tile + pad)
+        img = decode_image(path.read_bytes(), draft_size=2 * tile)
+        thumb = ImageOps.fit(img, (tile, tile), Image.Resampling.LANCZOS)
+        card.paste(thumb, (x, pad))
+        draw.text(
+            (x + tile // 2, pad + tile + label_h // 2 + 2),
+            f"#{j + 1} · {_percent(score)}",
+            fill=(90, 90, 100),
+            font=small,
+            anchor="mm",
+        )
+    return card
+
+
+def _percent(score: float) -> str:
+    return f"{score:.0%}" if score >= 0.1 else f"{score:.1%}" if score >= 0.001 else "<0.1%"
+
+
+def _card_name(emoji: str, name: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    code = "-".join(f"{ord(c):x}" for c in emoji if c != "\ufe0f")
+    return f"{slug}-{code}.png"
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def _summaries(
+    scores: npt.NDArray[np.float32], vocab: Vocabulary, cfg: GalleryConfig
+) -> tuple[list[dict[str, Any]], list[list[tuple[int, float]]]]:
+    """Per emoji: top images, frequency; per image: top emojis (index, score)."""
+    valid = np.asarray(~np.isnan(scores).any(axis=1), dtype=bool)
+    safe = np.where(valid[:, None], scores, -np.inf)
+    k = min(cfg.per_image, len(vocab))
+    per_image: list[list[tuple[int, float]]] = []
+    in_top_k = np.zeros(len(vocab), dtype=np.int64)
+    leads = np.zeros(len(vocab), dtype=np.int64)
+    for i in range(len(scores)):
+        if not valid[i]:
+            per_image.append([])
+            continue
+        order = np.argsort(-safe[i], kind="stable")[:k]
+        per_image.append([(int(j), float(scores[i, j])) for j in order])
+        in_top_k[order] += 1
+        leads[order[0]] += 1
+    names = vocab.names()
+    counts = list(vocab.counts) or [0] * len(vocab)
+    n = min(cfg.top_n, int(valid.sum()))
+    emojis = []
+    for j, e in enumerate(vocab):
+        top = np.argsort(-safe[:, j], kind="stable")[:n] if n else np.array([], dtype=np.int64)
+        emojis.append(
+            {
+                "emoji": e,
+                "name": names[j],
+                "images": [(int(i), float(scores[i, j])) for i in top],
+                "in_top_k": int(in_top_k[j]),
+                "leads": int(leads[j]),
+                "prior": int(counts[j]),
+            }
+        )
+    return emojis, per_image
+
+
+def build_gallery(
+    images_dir: str | Path,
+    predictor: PredictorLike,
+    out: str | Path,
+    cfg: GalleryConfig = GalleryConfig(),
+    *,
+    font_path: Path = EMOJI_FONT,
+    on_progress: Callable[[str], None] | None = None,
+) -> GalleryResult:
+    """Score the images, write ``index.html``, ``gallery.json`` and the emoji cards to ``out``."""
+    root = Path(images_dir)
+    paths = find_images(root)
+    if not paths:
+        raise EmojiNetError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    out = Path(out)
+    thumbs = out / "thumbs"
+    thumbs.mkdir(parents=True, exist_ok=True)
+    scores, scored = score_images(predictor, paths, cache=out / CACHE_FILE, thumbs=thumbs, cfg=cfg)
+    vocab = predictor.vocab
+    emojis, per_image = _summaries(scores, vocab, cfg)
+    unreadable = [p for p, s in zip(paths, scores, strict=True) if np.isnan(s).any()]
+    keys = [_file_key(p) for p in paths]
+    images = [
+        {
+            "path": str(p.relative_to(root)),
+            "thumb": f"thumbs/{_thumb_name(key)}",
+            "emojis": [{"emoji": vocab[j], "score": round(s, 5)} for j, s in top],
+        }
+        for p, key, top in zip(paths, keys, per_image, strict=True)
+    ]
+    cards = _write_cards(out / "cards", emojis, paths, cfg, font_path)
+    card_names = {c.name for c in cards}
+    report = {
+        "model": {"name": predictor.info.name, "sha256": predictor.info.sha256},
+        "images_dir": str(root),
+        "per_image": cfg.per_image,
+        "images": images,
+        "emojis": [
+            {
+                "emoji": e["emoji"],
+                "name": e["name"],
+                "in_top_k": e["in_top_k"],
+                "leads": e["leads"],
+                "prior": e["prior"],
+                "card": (
+                    f"cards/{card}"
+                    if (card := _card_name(e["emoji"], e["name"])) in card_names
+                    else None
+                ),
+                "top": [{"image": i, "score": round(s, 5)} for i, s in e["images"]],
+            }
+            for e in emojis
+        ],
+    }
+    (out / "gallery.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
+    (out / "index.html").write_text(_html(report, cfg), encoding="utf-8")
+    if on_progress:
+        on_progress(f"{len(paths)} images ({scored} scored, {len(paths) - scored} from the cache)")
+    return GalleryResult(
+        out=out,
+        images=paths,
+        scores=scores,
+        scored=scored,
+        cached=len(paths) - scored,
+        unreadable=unreadable,
+        cards=cards,
+    )
+
+
+def _write_cards(
+    cards_dir: Path,
+    emojis: list[dict[str, Any]],
+    paths: Sequence[Path],
+    cfg: GalleryConfig,
+    font_path: Path,
+) -> list[Path]:
+    """PNG cards for the emojis that lead (rank first for) an image scoring ``card_min_score``+."""
+    if not font_path.is_file():
+        log.warning("no emoji font at %s (Debian: fonts-noto-color-emoji): no cards", font_path)
+        return []
+    confident = [
+        e
+        for e in emojis
+        if e["leads"] > 0 and e["images"] and e["images"][0][1] >= cfg.card_min_score
+    ]
+    confident.sort(key=lambda e: -e["images"][0][1])
+    cards_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for e in confident[: cfg.max_cards]:
+        top = [(paths[i], s) for i, s in e["images"][: cfg.card_images]]
+        path = cards_dir / _card_name(e["emoji"], e["name"])
+        try:
+            make_card(e["emoji"], e["name"], top, font_path=font_path).save(path, optimize=True)
+        except EmojiNetError as exc:
+            log.warning("no card for %s: %s", e["emoji"], exc)
+            continue
+        written.append(path)
+    return written
+
+
+def _html(report: dict[str, Any], cfg: GalleryConfig) -> str:
+    data = json.dumps(report, ensure_ascii=False).replace("</", "<\\/")
+    title = f"EmojiNet gallery: {report['model']['name']}"
+    return (
+        resources.files("emojinet")
+        .joinpath("data/gallery.html")
+        .read_text(encoding="utf-8")
+        .replace("__TITLE__", html.escape(title))
+        .replace("__DATA__", data)
+        .replace("__TOP_N__", str(cfg.top_n))
+    )
