@@ -11,7 +11,7 @@ APT_PACKAGES := dataset-fashion-mnist fonts-noto-color-emoji chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help setup setup-dev system-deps serve test test-fast lint format bench bench-serve \
-        loadtest docker-build demo clean
+        bench-loader loadtest docker-build demo screenshots clean
 
 help:
 	@echo "make serve     set up and start the service on http://$(HOST):$(PORT) (built-in model)"
@@ -64,6 +64,23 @@ format: setup-dev
 
 bench: setup-dev
 	$(BIN)/python benchmarks/bench_model.py
+
+# The Fashion-MNIST demo: prepare → prescale → train → evaluate + export (~10 min on 2 cores).
+demo: setup-dev system-deps
+	$(BIN)/emojinet prepare --fashion-mnist --out data/fashion-mnist --val-fraction 0.05
+	$(BIN)/emojinet prescale --data data/fashion-mnist --size 32
+	$(BIN)/emojinet train --data data/fashion-mnist --output-dir runs/fashion-demo \
+	  --backbone efficientnet_lite0 --input-size 32 --resize-size 32 --freeze-stages 3 \
+	  --cache-features --epochs 3 --batch-size 128 --lr 3e-3 --lr-decay 0.75 \
+	  --warmup-epochs 0.3 --dropout 0.2
+	$(BIN)/emojinet evaluate --model runs/fashion-demo/best.pt --data data/fashion-mnist \
+	  --split test --out runs/fashion-demo/test --export artifacts/fashion-demo/fashion-mnist
+
+bench-loader: setup-dev
+	$(BIN)/python benchmarks/bench_loader.py
+
+bench-serve: setup-dev
+	$(BIN)/python benchmarks/bench_serve.py
 
 LOADTEST_USERS ?= 16
 LOADTEST_TIME  ?= 60s

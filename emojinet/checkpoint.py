@@ -60,6 +60,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        # mkstemp makes the file owner-only; give it the permissions a plain open() would, so a
+        # service running as another user (a container) can read what training wrote.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -159,6 +164,7 @@ def save_checkpoint(
         "step": int(step),
         "config": model.cfg.to_dict(),
         "vocab": model.vocab.to_dict(),
+        "preprocess": model.preprocess.to_dict(),
         "version": __version__,
         "metrics": dict(metrics or {}),
         "extra": dict(extra or {}),
@@ -189,6 +195,8 @@ def load_checkpoint(
     _check_head_size(ckpt["model"], vocab, path)
     model = _skeleton(cfg, vocab, ckpt["model"])
     _load_state(model, ckpt["model"], path)
+    if "preprocess" in ckpt:  # the input size a model was trained at travels with it
+        model.backbone.preprocess = PreprocessConfig.from_dict(ckpt["preprocess"])
     return model, ckpt
 
 
@@ -262,7 +270,5 @@ def load_release(path: str | Path, *, verify: bool = True) -> tuple[EmojiNet, di
     model = _skeleton(cfg, vocab, state)
     _load_state(model, state, weights_path)
     if "preprocess" in meta:
-        stored = PreprocessConfig.from_dict(meta["preprocess"])
-        if stored != model.preprocess:
-            model.backbone.preprocess = stored
+        model.backbone.preprocess = PreprocessConfig.from_dict(meta["preprocess"])
     return model, meta

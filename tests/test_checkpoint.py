@@ -47,7 +47,7 @@ def test_training_checkpoint_round_trip(tmp_path: Path, tiny_model_factory: Mode
     loaded, ckpt = load_checkpoint(path)
     assert same_outputs(model, loaded)
     assert loaded.vocab == model.vocab and loaded.cfg == model.cfg
-    assert loaded.preprocess.input_size == 224  # architecture default; training sets its own
+    assert loaded.preprocess.input_size == 64  # the size it was trained at travels with it
     assert ckpt["epoch"] == 3 and ckpt["step"] == 42 and ckpt["metrics"] == {"map": 0.5}
     assert set(ckpt) >= {
         "model",
@@ -63,6 +63,7 @@ def test_training_checkpoint_round_trip(tmp_path: Path, tiny_model_factory: Mode
     opt2.load_state_dict(ckpt["optimizer"])
     assert opt2.state_dict()["state"].keys() == opt.state_dict()["state"].keys()
     assert not list(tmp_path.glob("*.tmp"))  # the temp file was renamed away
+    assert path.stat().st_mode & 0o044 == 0o044  # readable by a server running as another user
 
 
 def test_release_round_trip(tmp_path: Path, tiny_model_factory: ModelFactory) -> None:

@@ -1,0 +1,142 @@
+"""Evaluate a trained model on a data set split: metrics.json, PNG plots, optional release."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch.utils.data import DataLoader
+
+from emojinet.checkpoint import export_release, load_checkpoint, load_release
+from emojinet.model import EmojiNet
+from emojinet.preprocess import PreprocessConfig, eval_preset
+from training.datasets import EmojiImageDataset, prescaled_index
+from training.metrics import precision_recall_curve
+from training.prepare import read_dataset
+from training.train import evaluate
+
+__all__ = ["evaluate_model", "load_trained", "write_plots"]
+
+log = logging.getLogger(__name__)
+
+
+def load_trained(path: str | Path) -> tuple[EmojiNet, dict[str, Any]]:
+    """A training checkpoint (``.pt``) with its preprocessing restored, or a release artifact."""
+    path = Path(path)
+    if path.suffix in (".pt", ".pth", ".ckpt"):
+        model, ckpt = load_checkpoint(path)
+        pre = ckpt.get("extra", {}).get("preprocess")
+        if pre:
+            model.backbone.preprocess = PreprocessConfig.from_dict(pre)
+        return model, ckpt
+    return load_release(path)
+
+
+def write_plots(
+    out: Path,
+    metrics: dict[str, Any],
+    probs: npt.NDArray[np.float64],
+    targets: npt.NDArray[np.float64],
+) -> list[Path]:
+    """Write ``per_emoji_ap.png`` (bars) and ``precision_recall.png`` (micro PR curve)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emojinet.vocab import emoji_name
+
+    paths: list[Path] = []
+    ap = {e: v for e, v in metrics["per_emoji_AP"].items() if v is not None}
+    items = sorted(ap.items(), key=lambda kv: kv[1], reverse=True)[:50]
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(items) + 1.2))
+    labels = [f"{emoji_name(e)} ({metrics['per_emoji_support'][e]})" for e, _ in items]
+    ax.barh(range(len(items)), [v for _, v in items], color="tab:blue")
+    ax.set_yticks(range(len(items)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("average precision")
+    ax.set_title(f"per-emoji AP (mAP macro {metrics['mAP_macro']:.3f}; support in brackets)")
+    fig.tight_layout()
+    paths.append(out / "per_emoji_ap.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    precision, recall = precision_recall_curve(probs, targets)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.plot(recall, precision, color="tab:orange")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"precision–recall, all emojis (mAP micro {metrics['mAP_micro']:.3f})")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    paths.append(out / "precision_recall.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def evaluate_model(
+    model_path: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    split: str = "test",
+    batch_size: int = 128,
+    workers: int = 2,
+    limit: int | None = None,
+    export: str | Path | None = None,
+    plots: bool = True,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Score ``split`` of a prepared data set with the real model and the shared eval preset."""
+    model, _ = load_trained(model_path)
+    model.eval()
+    records, vocab = read_dataset(data)
+    if list(vocab.emojis) != list(model.vocab.emojis):
+        raise ValueError(
+            f"the model's vocabulary ({len(model.vocab)} emojis) differs from the data set's "
+            f"({len(vocab)}): evaluate on the data set the model was trained on"
+        )
+    chosen = [r for r in records if r.split == split][:limit]
+    if not chosen:
+        raise ValueError(f"the data set has no {split!r} examples")
+    pre = model.preprocess
+    ds = EmojiImageDataset(
+        data,
+        chosen,
+        vocab,
+        eval_preset(pre),
+        prescaled=prescaled_index(data, pre.resize_size),
+        draft_size=pre.resize_size,
+    )
+    loader = DataLoader(ds, batch_size=batch_size, num_workers=workers)
+    metrics, probs, targets = evaluate(
+        model,
+        loader,
+        torch.device("cpu"),
+        list(vocab.emojis),
+        progress=progress,
+        desc=f"evaluate {split}",
+    )
+    metrics = {"split": split, "model": str(model_path), **metrics}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(
+        json.dumps(metrics, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
+    if plots:
+        write_plots(out, metrics, probs, targets)
+    if export:
+        scalars = {
+            f"{split}_{k}": float(v) for k, v in metrics.items() if isinstance(v, float | int)
+        }
+        export_release(model, export, metrics=scalars)
+    return metrics
