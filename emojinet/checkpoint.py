@@ -38,6 +38,7 @@ __all__ = [
     "load_release",
     "release_paths",
     "save_checkpoint",
+    "write_safetensors_release",
 ]
 
 FORMAT = "emojinet-release/1"
@@ -214,9 +215,6 @@ def export_release(
     model: EmojiNet, path: str | Path, *, metrics: dict[str, float] | None = None
 ) -> dict[str, Any]:
     """Write ``NAME.safetensors`` + ``NAME.json``; returns the metadata."""
-    weights_path, meta_path = release_paths(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(weights_path, lambda tmp: save_file(state, str(tmp)))
     meta = {
         "format": FORMAT,
         "name": model.cfg.name,
@@ -225,10 +223,23 @@ def export_release(
         "config": model.cfg.to_dict(),
         "vocab": model.vocab.to_dict(),
         "preprocess": model.preprocess.to_dict(),
-        "weights": weights_path.name,
-        "sha256": file_sha256(weights_path),
         "metrics": dict(metrics or {}),
     }
+    return write_safetensors_release(path, model.state_dict(), meta)
+
+
+def write_safetensors_release(
+    path: str | Path, state: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Write ``state`` to ``NAME.safetensors`` and ``meta`` + its sha256 to ``NAME.json``.
+
+    Both writes are atomic; the JSON is written last, so a reader that finds it finds the
+    weights it describes. Returns the metadata as written.
+    """
+    weights_path, meta_path = release_paths(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    atomic_write(weights_path, lambda tmp: save_file(tensors, str(tmp)))
+    meta = {**meta, "weights": weights_path.name, "sha256": file_sha256(weights_path)}
     text = json.dumps(meta, ensure_ascii=False, indent=1) + "\n"
 
     def write_meta(tmp: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from emojinet.errors import CheckpointError
@@ -171,12 +171,6 @@ class EmojiGAN(nn.Module):
         return (counts / draws.shape[1]).numpy()
 
 
-def _paths(path: str | Path) -> tuple[Path, Path]:
-    path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
-    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-
-
 def save_gan(
     gan: EmojiGAN,
     path: str | Path,
@@ -189,33 +183,23 @@ def save_gan(
     ``backbone_sha256`` names the classifier release whose features the GAN was trained on:
     features from another backbone mean nothing to it, so the service checks this.
     """
-    from emojinet.checkpoint import atomic_write, file_sha256
+    from emojinet.checkpoint import write_safetensors_release
 
-    weights, meta_path = _paths(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in gan.state_dict().items()}
-    atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
     meta = {
         "format": FORMAT,
         "config": gan.cfg.to_dict(),
         "vocab": gan.vocab.to_dict(),
         "backbone_sha256": backbone_sha256,
-        "sha256": file_sha256(weights),
         "metrics": dict(metrics or {}),
     }
-    text = json.dumps(meta, ensure_ascii=False, indent=1) + "\n"
-
-    def write_meta(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-
-    atomic_write(meta_path, write_meta)
-    return meta
+    return write_safetensors_release(path, gan.state_dict(), meta)
 
 
 def load_gan(path: str | Path) -> tuple[EmojiGAN, dict[str, Any]]:
     """Load a GAN release artifact; errors say what is wrong."""
-    from emojinet.checkpoint import file_sha256
+    from emojinet.checkpoint import file_sha256, release_paths
 
-    weights, meta_path = _paths(path)
+    weights, meta_path = release_paths(path)
     for p in (meta_path, weights):
         if not p.is_file():
             raise CheckpointError(f"GAN artifact incomplete: {p} does not exist")
