@@ -1,6 +1,6 @@
 """Latency and throughput of the default model: torch eager vs ONNX Runtime, on this machine.
 
-    python benchmarks/bench_model.py [--repeats 20] [--batch 32] [--out benchmarks/results/model.json]
+    python benchmarks/bench_model.py [--repeats 20] [--batch 32] [--out PATH]
 
 Prints a table and writes JSON. Inputs are real photos (scikit-image), preprocessed once.
 """

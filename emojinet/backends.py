@@ -1,5 +1,8 @@
 """Inference backends behind one interface: ``predict(batch) -> probs``.
 
+``predict_with_features(batch) -> (probs, features)`` returns the backbone's pooled features
+from the same forward pass (the EmojiGAN head is conditioned on them).
+
 * :class:`TorchBackend` runs the model eagerly (CUDA with fp16 autocast and channels_last
   when available).
 * :class:`OnnxBackend` runs an ONNX export with ONNX Runtime; several times faster on a CPU.
@@ -43,6 +46,10 @@ class InferenceBackend(Protocol):
         """(N, 3, H, W) float32 normalised images → (N, V) float32 probabilities."""
         ...
 
+    def predict_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3, H, W) → ((N, V) probabilities, (N, D) pooled backbone features), one pass."""
+        ...
+
 
 def select_device(spec: str = "auto") -> torch.device:
     """``auto`` → CUDA when available, else CPU. Asking for CUDA without a GPU is an error."""
@@ -69,16 +76,23 @@ class TorchBackend:
 
     @torch.inference_mode()
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.predict_with_features(batch)[0]
+
+    @torch.inference_mode()
+    def predict_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(
             self.torch_device, non_blocking=True
         )
         if self._cuda:
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.float16):
-                logits = self.model(x)
+                features = self.model.forward_features(x)  # (N, D)
+                logits = self.model.forward_head(features)  # (N, V)
         else:
-            logits = self.model(x)
-        return torch.sigmoid(logits.float()).cpu().numpy()
+            features = self.model.forward_features(x)
+            logits = self.model.forward_head(features)
+        probs = torch.sigmoid(logits.float()).cpu().numpy()
+        return probs, features.float().cpu().numpy()
 
 
 def model_digest(model: EmojiNet) -> str:
@@ -93,7 +107,11 @@ def model_digest(model: EmojiNet) -> str:
 
 
 def export_onnx(model: EmojiNet, path: str | Path, *, opset: int = 18) -> Path:
-    """Export ``model`` (images → probabilities) to ONNX with a dynamic batch dimension."""
+    """Export ``model`` to ONNX with a dynamic batch dimension.
+
+    Input ``images`` (N, 3, H, W); outputs ``probs`` (N, V) and ``features`` (N, D), the pooled
+    backbone features of the same pass.
+    """
     path = Path(path)
     model = model.eval().cpu()
     size = model.preprocess.input_size
@@ -103,8 +121,9 @@ def export_onnx(model: EmojiNet, path: str | Path, *, opset: int = 18) -> Path:
             super().__init__()
             self.inner = inner
 
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return torch.sigmoid(self.inner(images))
+        def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            features = self.inner.forward_features(images)  # (N, D)
+            return torch.sigmoid(self.inner.forward_head(features)), features
 
     example = torch.zeros(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -115,7 +134,7 @@ def export_onnx(model: EmojiNet, path: str | Path, *, opset: int = 18) -> Path:
             (example,),
             dynamo=True,
             input_names=["images"],
-            output_names=["probs"],
+            output_names=["probs", "features"],
             dynamic_shapes={"images": {0: batch}},
             opset_version=opset,
             verbose=False,
@@ -161,7 +180,8 @@ class OnnxBackend:
     def from_model(cls, model: EmojiNet, *, cache_dir: str | Path | None = None) -> OnnxBackend:
         """Export once per distinct model (keyed by :func:`model_digest`) and reuse the file."""
         cache = Path(cache_dir) if cache_dir else _cache_dir()
-        path = cache / f"{model.cfg.backbone}-{model_digest(model)[:16]}.onnx"
+        # "-pf": files with both outputs (probs, features); older single-output files are ignored.
+        path = cache / f"{model.cfg.backbone}-{model_digest(model)[:16]}-pf.onnx"
         with _export_lock:
             if not path.is_file():
                 log.info("exporting the model to ONNX at %s (once per model)", path)
@@ -172,6 +192,17 @@ class OnnxBackend:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         (probs,) = self.session.run(["probs"], {"images": x})
         return np.asarray(probs, dtype=np.float32)
+
+    def predict_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outputs = {o.name for o in self.session.get_outputs()}
+        if "features" not in outputs:
+            raise RuntimeError(
+                f"{self.path} has no 'features' output: re-export it with this version "
+                "(emojinet export --onnx PATH)"
+            )
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        probs, features = self.session.run(["probs", "features"], {"images": x})
+        return np.asarray(probs, dtype=np.float32), np.asarray(features, dtype=np.float32)
 
 
 def make_backend(

@@ -28,6 +28,19 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
     predictor = Predictor.load(
         args.model, backend=args.backend, device=args.device, vocab=args.vocab, deny=args.deny
     )
+    gan = None
+    if args.gan:
+        from emojinet.gan_head import GanHead
+
+        if not args.distribution:
+            print("emojinet: --gan needs --distribution", file=sys.stderr)
+            return 2
+        gan = GanHead.load(
+            args.gan,
+            model_sha256=predictor.info.sha256,
+            vocab=predictor.vocab,
+            denied=predictor.denied,
+        )
     failed = 0
     for path in args.images:
         try:
@@ -41,7 +54,11 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
             failed += 1
             _report_error(args, path, str(exc))
             continue
-        probs = predictor.predict_batch(x[None])[0]
+        if gan is not None:
+            probs_b, features = predictor.predict_with_features(x[None])
+            probs = probs_b[0]
+        else:
+            probs = predictor.predict_batch(x[None])[0]
         suggestions = predictor.top_k(probs, args.top_k, args.threshold)
         if args.json:
             print(
@@ -63,9 +80,12 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
         if args.distribution:
             from emojinet.sampling import sample_distribution
 
-            dist = sample_distribution(
-                probs, predictor.vocab, n=args.n, temperature=args.temperature, seed=args.seed
-            )
+            if gan is not None:
+                dist = gan.distribution(features[0], n=args.n, seed=args.seed)
+            else:
+                dist = sample_distribution(
+                    probs, predictor.vocab, n=args.n, temperature=args.temperature, seed=args.seed
+                )
             print(json.dumps(dist.to_dict(), ensure_ascii=False) if args.json else dist.format())
         sys.stdout.flush()
     return 1 if failed else 0
@@ -116,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=_int_range(1, 1000), default=50, help="draws for --distribution")
     p.add_argument("--temperature", type=_float_range(0.01, 100.0), default=1.0)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--gan",
+        default=None,
+        metavar="PATH",
+        help="draw --distribution from this EmojiGAN release (trained on --model's features)",
+    )
     p.set_defaults(func=_cmd_suggest)
 
     p = sub.add_parser("export", help="export a model to ONNX and check it against torch")

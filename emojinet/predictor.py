@@ -4,6 +4,7 @@ Split in the steps a server schedules differently:
 
 * :meth:`Predictor.preprocess` decodes and transforms one image (CPU, thread pool);
 * :meth:`Predictor.predict_batch` runs one forward pass over a stacked batch (the device);
+  :meth:`Predictor.predict_with_features` also returns the backbone features of that pass;
 * :meth:`Predictor.top_k` turns one row of probabilities into suggestions.
 """
 
@@ -134,7 +135,18 @@ class Predictor:
         Deny-listed emojis get probability 0 here, the one place every head, endpoint and
         command goes through, so they are never suggested or sampled.
         """
-        probs: np.ndarray = self.backend.predict(batch)
+        return self._deny(self.backend.predict(batch))
+
+    def predict_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3, H, W) → ((N, V) probabilities, (N, D) pooled backbone features), one pass.
+
+        The features condition the EmojiGAN head; the deny-list applies to the probabilities
+        as in :meth:`predict_batch` (and to GAN draws through :attr:`denied`).
+        """
+        probs, features = self.backend.predict_with_features(batch)
+        return self._deny(probs), features
+
+    def _deny(self, probs: np.ndarray) -> np.ndarray:
         if self.denied.any():
             probs = probs.copy()
             probs[:, self.denied] = 0.0

@@ -35,6 +35,7 @@ __all__ = [
     "ZeroShotHead",
     "ZeroShotParams",
     "affinity_matrix",
+    "emoji_embeddings",
     "frequency_prior",
 ]
 
@@ -119,6 +120,11 @@ def _emoji_vectors(vocab: Vocabulary) -> torch.Tensor:
             "(no ZWJ sequences or skin tones)."
         )
     return emb.emoji_vecs[[emb.emoji_index[e] for e in vocab]]
+
+
+def emoji_embeddings(vocab: Vocabulary) -> torch.Tensor:
+    """(V, 384) unit sentence embeddings of each emoji's name and aliases (the EmojiGAN head's)."""
+    return _emoji_vectors(vocab)
 
 
 def affinity_matrix(vocab: Vocabulary, params: ZeroShotParams = ZeroShotParams()) -> torch.Tensor:

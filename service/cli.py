@@ -36,13 +36,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--host", default=None, help="address to bind (EMOJINET_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (EMOJINET_PORT, 8000)")
     p.add_argument("--model", default=None, help="release artifact (EMOJINET_MODEL; built-in)")
+    p.add_argument(
+        "--gan-model", default=None, help="EmojiGAN artifact for head=gan (EMOJINET_GAN_MODEL)"
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None)
     p.set_defaults(func=_cmd_serve)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    given = {k: getattr(args, k) for k in ("host", "port", "model", "device", "backend")}
+    keys = ("host", "port", "model", "gan_model", "device", "backend")
+    given = {k: getattr(args, k) for k in keys}
     settings = Settings(**{k: v for k, v in given.items() if v is not None})
     return serve(settings)
 

@@ -131,7 +131,8 @@ async def distribution(
     _auth: Authorized,
     n: Annotated[int, Query(ge=1, le=1000, description="How many emojis to draw.")] = 50,
     temperature: Annotated[
-        float, Query(ge=0.01, le=100.0, description="<1 sharpens, >1 flattens.")
+        float,
+        Query(ge=0.01, le=100.0, description="<1 sharpens, >1 flattens (classifier head only)."),
     ] = 1.0,
     seed: Annotated[
         int | None, Query(ge=0, le=2**63 - 1, description="Makes the draws reproducible.")
@@ -146,23 +147,24 @@ async def distribution(
         state.cloudwatch.count_request()
     async with state.accept() as (predictor, gate):
         gate.check_admission(1)
+        gan = state.gan
+        if head == "gan" and gan is None:  # before reading the body or using the device
+            raise HTTPException(400, state.gan_error or "the GAN head is not loaded")
         images, multi = await _read_images(request, state.settings.max_images_per_request)
         if multi:
             raise HTTPException(400, "/distribution takes one photo: send it as the 'image' field")
         arrays = await _preprocess(state, predictor, images, multi)
         (result,) = await gate.submit_many(arrays)
     state.metrics.images.inc()
+    probs, features = state.split_row(result.output)
+    # Sampling and resampling for the mode's stability are CPU work: off the event loop.
     if head == "gan":
-        raise HTTPException(400, "the GAN head is not loaded on this server: use head=classifier")
-    # Resampling for the mode's stability is CPU work: keep it off the event loop.
-    dist = await asyncio.to_thread(
-        sample_distribution,
-        result.output,
-        predictor.vocab,
-        n=n,
-        temperature=temperature,
-        seed=seed,
-    )
+        assert gan is not None and features is not None
+        dist = await asyncio.to_thread(gan.distribution, features, n=n, seed=seed)
+    else:
+        dist = await asyncio.to_thread(
+            sample_distribution, probs, predictor.vocab, n=n, temperature=temperature, seed=seed
+        )
     return DistributionResponse(
         samples=dist.samples,
         histogram=[EmojiCount(emoji=e, count=c) for e, c in dist.histogram],
@@ -171,7 +173,7 @@ async def distribution(
         entropy=dist.entropy,
         top_k=[EmojiFrequency(emoji=e, frequency=f) for e, f in dist.top_k],
         n=n,
-        temperature=temperature,
+        temperature=dist.temperature,
         head=head,
         model=predictor.info.name,
         timing=Timing(
@@ -191,7 +193,7 @@ def _emojis(
 ) -> list[EmojiScore]:
     return [
         EmojiScore(emoji=s.emoji, name=s.name, score=round(s.score, 6))
-        for s in predictor.top_k(result.output, k, threshold)
+        for s in predictor.top_k(result.output[: len(predictor.vocab)], k, threshold)
     ]
 
 

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     model: str = ""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     backend: Literal["auto", "torch", "onnx"] = "auto"
+    # EmojiGAN release for POST /distribution?head=gan (empty: no GAN head). It must have been
+    # trained on this model's features (`emojinet train-gan --model MODEL`); otherwise it is
+    # refused at start-up and head=gan answers 400 saying why.
+    gan_model: str = ""
 
     # Input limits.
     max_body_bytes: int = Field(default=20 * 1024 * 1024, gt=0)

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emojinet.errors import EmojiNetError
+from emojinet.gan_head import GanHead, GanHeadError
 from emojinet.predictor import ModelInfo, Predictor, Suggestion
 from emojinet.vocab import Vocabulary
 from service.cloudwatch import CloudWatchPublisher
@@ -60,6 +61,9 @@ class ServiceState:
     gate: DeviceGate | None = None
     cloudwatch: CloudWatchPublisher | None = None
     load_error: str | None = None
+    # The EmojiGAN head (settings.gan_model), or why there is none (head=gan answers 400 with it).
+    gan: GanHead | None = None
+    gan_error: str | None = None
     draining: bool = False
     inflight: int = 0  # /suggest requests accepted and not yet answered
     on_load_failure: Callable[[], None] | None = None
@@ -79,6 +83,7 @@ class ServiceState:
             await self.cloudwatch.start()
             log.info("publishing queue wait to CloudWatch namespace %s", s.cloudwatch_namespace)
         if predictor is not None:
+            await self._load_gan(predictor)
             self._ready(predictor)
         else:
             self._loader = asyncio.get_running_loop().create_task(self._load(), name="load-model")
@@ -97,6 +102,7 @@ class ServiceState:
             )
             x = np.zeros((1, *predictor.input_shape), np.float32)
             await asyncio.to_thread(predictor.predict_batch, x)  # warm-up before taking traffic
+            await self._load_gan(predictor)
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.exception("could not load the model %r", s.model or "(built-in default)")
@@ -115,13 +121,59 @@ class ServiceState:
         )
         self._ready(predictor)
 
+    async def _load_gan(self, predictor: PredictorLike) -> None:
+        """Load the GAN head if configured; a GAN that cannot serve this model is refused.
+
+        A refused GAN does not stop the service: ``/readyz`` stays fine and ``head=gan``
+        answers 400 with :attr:`gan_error`.
+        """
+        path = self.settings.gan_model
+        if not path:
+            self.gan_error = (
+                "the GAN head is not loaded on this server: use head=classifier "
+                "(or start it with EMOJINET_GAN_MODEL set to a GAN release)"
+            )
+            return
+        if not isinstance(predictor, Predictor):
+            self.gan_error = "the GAN head is not available: this model does not expose features"
+            return
+        try:
+            self.gan = await asyncio.to_thread(
+                GanHead.load,
+                path,
+                model_sha256=predictor.info.sha256,
+                vocab=predictor.vocab,
+                denied=predictor.denied,
+            )
+        except GanHeadError as exc:
+            self.gan_error = f"the GAN head is not available: {exc}"
+            log.error("refusing the GAN release %s: %s", path, exc)
+            return
+        log.info("GAN head %s loaded (trained on this model's features)", path)
+
+    def split_row(
+        self, row: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
+        """A gate row → (V,) probabilities and, with a GAN head, the (D,) backbone features.
+
+        With a GAN head the gate runs :meth:`Predictor.predict_with_features` and its rows are
+        the probabilities followed by the features; otherwise just the probabilities.
+        """
+        assert self.predictor is not None
+        v = len(self.predictor.vocab)
+        return row[:v], (row[v:] if self.gan is not None else None)
+
     def _ready(self, predictor: PredictorLike) -> None:
         s = self.settings
         observers: list[GateObserver] = [self.metrics]
         if self.cloudwatch is not None:
             observers.append(self.cloudwatch)
+        predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+        predict = predictor.predict_batch
+        if self.gan is not None and isinstance(predictor, Predictor):
+            predict = _rows_with_features(predictor)
         self.gate = DeviceGate(
-            predictor.predict_batch,
+            predict,
             max_batch_size=s.max_batch_size,
             max_batch_delay_s=s.max_batch_delay_ms / 1000.0,
             max_queue=s.max_queue,
@@ -200,4 +252,25 @@ class ServiceState:
     def model_info(self) -> dict[str, Any]:
         if self.predictor is None:
             raise ModelNotReady(self.not_ready_reason())
-        return self.predictor.info.to_dict()
+        info = self.predictor.info.to_dict()
+        info["gan"] = (
+            {"loaded": True, "sha256": str(self.gan.meta.get("sha256", ""))}
+            if self.gan is not None
+            else {"loaded": False, "reason": self.gan_error or "the model is still loading"}
+        )
+        return info
+
+
+def _rows_with_features(
+    predictor: Predictor,
+) -> Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
+    """A gate function whose (N, V + D) rows are probabilities then features (one pass)."""
+
+    def predict(batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        probs, features = predictor.predict_with_features(batch)
+        out: npt.NDArray[np.float32] = np.concatenate([probs, features], axis=1).astype(
+            np.float32, copy=False
+        )
+        return out
+
+    return predict

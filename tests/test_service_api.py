@@ -100,6 +100,7 @@ def test_health_ready_model_and_vocabulary(client: httpx.Client, tiny_release: P
     meta = json.loads(tiny_release.with_suffix(".json").read_text())
     assert info["sha256"] == meta["sha256"]
     assert (info["name"], info["backbone"], info["vocab_size"]) == ("test-tiny", "resnet18", 5)
+    assert info["gan"]["loaded"] is False and "EMOJINET_GAN_MODEL" in info["gan"]["reason"]
     vocab = client.get("/emojis").json()
     assert vocab["count"] == 5 and [e["emoji"] for e in vocab["emojis"]] == list(EMOJIS)
     assert vocab["emojis"][0]["name"] == "cat face"

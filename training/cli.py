@@ -1,4 +1,7 @@
-"""``emojinet prepare | prescale | train | evaluate | bench``: registered by ``emojinet.cli``."""
+"""``emojinet prepare | prescale | train | train-gan | evaluate | bench``.
+
+Registered by ``emojinet.cli``.
+"""
 
 from __future__ import annotations
 
@@ -108,8 +111,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_gan(args: argparse.Namespace) -> int:
+    from training.gan import main
+
+    row = main(args)
+    _out(json.dumps({k: v for k, v in row.items() if isinstance(v, float | int)}, indent=1))
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate_model
+
+    if args.distribution:
+        return _cmd_evaluate_distribution(args)
 
     m = evaluate_model(
         args.model,
@@ -127,6 +141,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _out(f"wrote {Path(args.out) / 'metrics.json'} and plots")
     if args.export:
         _out(f"exported release {args.export}")
+    return 0
+
+
+def _cmd_evaluate_distribution(args: argparse.Namespace) -> int:
+    from training.distribution_eval import evaluate_distribution
+
+    m = evaluate_distribution(
+        args.model,
+        args.data,
+        args.out,
+        gan=args.gan,
+        split=args.split,
+        n=args.n,
+        limit=args.limit,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=sys.stderr.isatty(),
+    )
+    _out(json.dumps(m, ensure_ascii=False, indent=1))
+    _out(f"wrote {Path(args.out) / 'distribution.json'} and plots")
     return 0
 
 
@@ -209,6 +244,15 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(func=_cmd_train)
 
+    from training.gan import get_args_parser as gan_args_parser
+
+    p = sub.add_parser(
+        "train-gan",
+        help="train the EmojiGAN head (conditional WGAN-GP) on a classifier's features",
+        parents=[gan_args_parser(add_help=False)],
+    )
+    p.set_defaults(func=_cmd_train_gan)
+
     p = sub.add_parser("evaluate", help="metrics.json and plots for a checkpoint or release")
     p.add_argument("--model", required=True, help="checkpoint (.pt) or release artifact")
     p.add_argument("--data", required=True)
@@ -220,6 +264,15 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--export", default=None, metavar="PATH", help="also export the model as a release here"
     )
+    dist = p.add_argument_group("distribution view (--distribution)")
+    dist.add_argument(
+        "--distribution",
+        action="store_true",
+        help="compare sampled emoji distributions with the true ones (JS, TV, mode hit rate)",
+    )
+    dist.add_argument("--gan", default=None, help="an EmojiGAN release to evaluate too")
+    dist.add_argument("-n", type=int, default=50, help="draws per image")
+    dist.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("bench", help="ms per forward and forward+backward, per backbone")

@@ -1,0 +1,127 @@
+"""The EmojiGAN head at inference time: a GAN release bound to one classifier, and its draws.
+
+A GAN release is conditioned on one classifier's backbone features; :meth:`GanHead.load`
+refuses a release trained on another model (its ``backbone_sha256`` must equal the loaded
+model's sha256) or over another vocabulary. The service and ``emojinet suggest --gan`` share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from emojinet.errors import EmojiNetError
+from emojinet.gan import EmojiGAN, load_gan
+from emojinet.sampling import Distribution, mode_stability, summarize
+from emojinet.vocab import Vocabulary
+
+__all__ = ["GanHead", "GanHeadError"]
+
+
+class GanHeadError(EmojiNetError):
+    """The GAN release cannot serve the loaded model (other backbone, vocabulary or file)."""
+
+
+@dataclass(frozen=True)
+class GanHead:
+    """A loaded generator, its release metadata and the emojis it may decode to."""
+
+    gan: EmojiGAN
+    meta: dict[str, Any]
+    allowed: torch.Tensor  # (V,) bool: False for deny-listed emojis
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        model_sha256: str,
+        vocab: Vocabulary,
+        denied: npt.NDArray[np.bool_] | None = None,
+    ) -> GanHead:
+        """Load ``path`` for the model with ``model_sha256`` and ``vocab``.
+
+        Args:
+            denied: (V,) deny-list mask of the predictor; those emojis are never drawn.
+
+        Raises:
+            GanHeadError: the release is unreadable or belongs to another model.
+        """
+        try:
+            gan, meta = load_gan(path)
+        except EmojiNetError as exc:
+            raise GanHeadError(f"cannot load the GAN release {path}: {exc}") from exc
+        trained_on = str(meta.get("backbone_sha256", ""))
+        if trained_on != model_sha256:
+            raise GanHeadError(
+                f"the GAN release {Path(path).name} was trained on the features of model "
+                f"{trained_on[:12]}…, but the loaded model is {model_sha256[:12]}…: train a GAN "
+                "for this model (emojinet train-gan --model MODEL)"
+            )
+        if list(gan.vocab.emojis) != list(vocab.emojis):
+            raise GanHeadError(
+                f"the GAN release {Path(path).name} has {len(gan.vocab)} emojis that differ "
+                f"from the model's {len(vocab)}"
+            )
+        mask = np.zeros(len(vocab), bool) if denied is None else np.asarray(denied, bool)
+        if mask.all():
+            raise GanHeadError("every emoji of the vocabulary is deny-listed")
+        return cls(gan, meta, torch.from_numpy(~mask))
+
+    @property
+    def vocab(self) -> Vocabulary:
+        return self.gan.vocab
+
+    @torch.no_grad()
+    def draw(
+        self, features: npt.NDArray[np.float32], n: int, *, seed: int | None = None
+    ) -> npt.NDArray[np.int64]:
+        """(N, D) backbone features → (N, n) vocabulary indices, never a deny-listed one."""
+        gen = torch.Generator()
+        if seed is None:
+            gen.seed()
+        else:
+            gen.manual_seed(seed)
+        f = torch.as_tensor(np.asarray(features, np.float32))
+        out: npt.NDArray[np.int64] = (
+            self.gan.sample(f, n, generator=gen, allowed=self.allowed).numpy().astype(np.int64)
+        )
+        return out
+
+    def distribution(
+        self,
+        features: npt.NDArray[np.float32],
+        *,
+        n: int = 50,
+        seed: int | None = None,
+        k: int = 10,
+    ) -> Distribution:
+        """Draw ``n`` emojis for one image's (D,) features and describe them.
+
+        The histogram, mode and top-k are those of the draws; ``entropy`` and ``mode_stability``
+        are those of the draws' empirical frequencies (the GAN has no closed-form
+        distribution). ``temperature`` is reported as 1: it does not apply to the generator.
+        """
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        draws = self.draw(np.asarray(features, np.float32)[None], n, seed=seed)[0]  # (n,)
+        vocab = list(self.vocab.emojis)
+        freqs = torch.from_numpy(np.bincount(draws, minlength=len(vocab)) / n)  # (V,)
+        histogram, mode = summarize(draws.tolist(), freqs, vocab)
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        nz = freqs[freqs > 0]
+        return Distribution(
+            samples=[vocab[i] for i in draws.tolist()],
+            histogram=histogram,
+            mode=vocab[mode],
+            mode_stability=mode_stability(freqs, n, mode, generator=gen),
+            entropy=0.0 - float((nz * nz.log2()).sum()),  # 0.0, never -0.0
+            top_k=[(e, c / n) for e, c in histogram[:k]],
+            n=n,
+            temperature=1.0,
+        )
