@@ -274,3 +274,33 @@ def test_keyboard_reaches_every_control(desktop: Any, photo: bytes) -> None:
     desktop.focus("#suggestions li button")
     desktop.keyboard.press("Enter")
     expect(desktop.locator("#copy-status")).to_contain_text("Copied")
+
+
+def test_head_choice_appears_only_when_a_gan_is_loaded(
+    desktop: Any, browser: Any, tiny_release: Path, photo: bytes, tmp_path: Path
+) -> None:
+    import torch
+
+    from emojinet.gan import EmojiGAN, GanConfig, save_gan
+    from emojinet.zeroshot import emoji_embeddings
+
+    expect(desktop.locator("#head-field")).to_be_hidden()  # no GAN on the module's server
+    model, meta = load_release(tiny_release)
+    torch.manual_seed(0)
+    gan = EmojiGAN(GanConfig(feature_dim=model.backbone.num_features), model.vocab,
+                   emoji_embeddings(model.vocab))  # fmt: skip
+    save_gan(gan, tmp_path / "gan", backbone_sha256=meta["sha256"])
+    predictor = Predictor(model, TorchBackend(model, "cpu"), sha256=meta["sha256"])
+    settings = Settings(gan_model=str(tmp_path / "gan"), max_pixels=1_000_000)
+    with ThreadedServer(create_app(settings, predictor=predictor)) as srv:
+        page = open_page(browser, srv, DESKTOP)
+        expect(page.locator("#head-field")).to_be_visible()
+        upload(page, "chelsea.jpg", photo, "image/jpeg")
+        wait_for_results(page)
+        page.select_option("#head", "gan")
+        expect(page.locator("#temperature")).to_be_disabled()  # the generator has none
+        expect(page.locator("#dist-summary .meta")).to_contain_text("EmojiGAN generator")
+        counts = [int(c) for c in page.locator("#histogram .count").all_inner_texts()]
+        assert sum(counts) == 100
+        assert page.console_errors == []
+        page.context.close()

@@ -22,6 +22,8 @@ const el = {
   n: $("n"),
   temperature: $("temperature"),
   temperatureValue: $("temperature-value"),
+  head: $("head"),
+  headField: $("head-field"),
   resample: $("resample"),
   distSummary: $("dist-summary"),
   histogram: $("histogram"),
@@ -239,7 +241,9 @@ function renderDistribution(d) {
   const meta = make(
     "p",
     "meta",
-    `${d.n} draws at temperature ${d.temperature.toFixed(2)} · entropy ${d.entropy.toFixed(2)} bits`,
+    d.head === "gan"
+      ? `${d.n} draws by the EmojiGAN generator · entropy ${d.entropy.toFixed(2)} bits`
+      : `${d.n} draws at temperature ${d.temperature.toFixed(2)} · entropy ${d.entropy.toFixed(2)} bits`,
   );
   el.distSummary.append(mode, stability, meta);
 }
@@ -267,6 +271,7 @@ async function runSuggest(generation) {
 
 async function runDistribution(generation) {
   const params = { n: drawCount(), temperature: temperature().toFixed(3) };
+  if (!el.headField.hidden) params.head = el.head.value;
   const answer = await postPhoto("distribution", params, state.photo);
   if (generation === state.generation) renderDistribution(answer);
 }
@@ -395,6 +400,11 @@ el.temperature.addEventListener("input", () => {
 });
 el.temperature.addEventListener("change", redrawSoon);
 el.n.addEventListener("change", redrawSoon);
+el.head.addEventListener("change", () => {
+  // The generator has no temperature: the slider only applies to the classifier's scores.
+  el.temperature.disabled = el.head.value === "gan";
+  redrawSoon();
+});
 el.distForm.addEventListener("submit", (event) => {
   event.preventDefault();
   if (state.photo) run([runDistribution]);
@@ -404,6 +414,7 @@ async function loadModelInfo(attempt = 0) {
   try {
     const info = await request("model");
     el.modelInfo.textContent = `Model: ${info.name} · ${info.vocab_size} emojis`;
+    el.headField.hidden = !(info.gan && info.gan.loaded);
     const vocab = await request("emojis");
     for (const e of vocab.emojis) state.names.set(e.emoji, e.name);
   } catch (err) {
