@@ -30,8 +30,9 @@ from training.distribution_metrics import (
     modes,
     true_frequencies,
 )
+from training.evaluate import held_out
 from training.gan import backbone_features, load_classifier
-from training.prepare import DatasetRecord, read_dataset
+from training.prepare import DatasetRecord
 
 __all__ = ["evaluate_distribution", "write_distribution_plots"]
 
@@ -70,15 +71,7 @@ def evaluate_distribution(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model, sha = load_classifier(model_path)
-    records, vocab = read_dataset(data)
-    if list(vocab.emojis) != list(model.vocab.emojis):
-        raise ValueError(
-            f"the model's vocabulary ({len(model.vocab)} emojis) differs from the data set's "
-            f"({len(vocab)}): evaluate on the data set the model was trained on"
-        )
-    chosen = [r for r in records if r.split == split][:limit]
-    if not chosen:
-        raise ValueError(f"the data set has no {split!r} examples")
+    chosen, vocab = held_out(model, data, split, limit)
     head = GanHead.load(gan, model_sha256=sha, vocab=vocab) if gan else None
     feats = backbone_features(
         model,

@@ -15,9 +15,10 @@ from torch.utils.data import DataLoader
 from emojinet.checkpoint import export_release, load_checkpoint, load_release
 from emojinet.model import EmojiNet
 from emojinet.preprocess import PreprocessConfig, eval_preset
+from emojinet.vocab import Vocabulary
 from training.datasets import EmojiImageDataset, prescaled_index
 from training.metrics import precision_recall_curve
-from training.prepare import read_dataset
+from training.prepare import DatasetRecord, read_dataset
 from training.train import evaluate
 
 __all__ = ["evaluate_model", "load_trained", "write_plots"]
@@ -83,6 +84,22 @@ def write_plots(
     return paths
 
 
+def held_out(
+    model: EmojiNet, data: str | Path, split: str, limit: int | None
+) -> tuple[list[DatasetRecord], Vocabulary]:
+    """The ``split`` records of a prepared data set, checked against the model's vocabulary."""
+    records, vocab = read_dataset(data)
+    if list(vocab.emojis) != list(model.vocab.emojis):
+        raise ValueError(
+            f"the model's vocabulary ({len(model.vocab)} emojis) differs from the data set's "
+            f"({len(vocab)}): evaluate on the data set the model was trained on"
+        )
+    chosen = [r for r in records if r.split == split][:limit]
+    if not chosen:
+        raise ValueError(f"the data set has no {split!r} examples")
+    return chosen, vocab
+
+
 def evaluate_model(
     model_path: str | Path,
     data: str | Path,
@@ -99,15 +116,7 @@ def evaluate_model(
     """Score ``split`` of a prepared data set with the real model and the shared eval preset."""
     model, _ = load_trained(model_path)
     model.eval()
-    records, vocab = read_dataset(data)
-    if list(vocab.emojis) != list(model.vocab.emojis):
-        raise ValueError(
-            f"the model's vocabulary ({len(model.vocab)} emojis) differs from the data set's "
-            f"({len(vocab)}): evaluate on the data set the model was trained on"
-        )
-    chosen = [r for r in records if r.split == split][:limit]
-    if not chosen:
-        raise ValueError(f"the data set has no {split!r} examples")
+    chosen, vocab = held_out(model, data, split, limit)
     pre = model.preprocess
     ds = EmojiImageDataset(
         data,

@@ -22,7 +22,6 @@ Run folder (``--output-dir``)::
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import logging
@@ -46,6 +45,7 @@ from training.datasets import EmojiImageDataset, prescaled_index, targets_matrix
 from training.distributed import DistInfo
 from training.distribution_metrics import distribution_metrics
 from training.prepare import DatasetRecord, read_dataset
+from training.summary import append_row, truncate_rows
 from training.train import _cached_features, compute_features
 from training.weights import WEIGHT_SCHEMES, emoji_loss_weights
 
@@ -327,26 +327,6 @@ def evaluate_gan(
     return distribution_metrics(draws.numpy(), data.targets.numpy())
 
 
-def _write_row(path: Path, row: dict[str, Any]) -> None:
-    new = not path.is_file()
-    with path.open("a", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-
-def _truncate_rows(path: Path, epochs_done: int) -> None:
-    if not path.is_file():
-        return
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < epochs_done]
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def save_gan_checkpoint(
     path: Path,
     gan: EmojiGAN,
@@ -443,7 +423,7 @@ def train_gan(
         opt_g.load_state_dict(ckpt["opt_g"])
         opt_c.load_state_dict(ckpt["opt_c"])
         state = GanState(int(ckpt["epoch"]), int(ckpt["step"]), float(ckpt["best"]))
-        _truncate_rows(summary, state.epoch)
+        truncate_rows(summary, state.epoch, SUMMARY_FIELDS)
         if not quiet:
             _say(f"resumed from {resume} at epoch {state.epoch} (step {state.step})")
     weights = emoji_sample_weights(hp, train.targets)
@@ -482,7 +462,7 @@ def train_gan(
             "epoch_s": epoch_s,
         }
         state.epoch += 1
-        _write_row(summary, row)
+        append_row(summary, row, SUMMARY_FIELDS)
         log.info("gan epoch %d: %s", row["epoch"], row)
         if not quiet:
             _say(

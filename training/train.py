@@ -15,7 +15,6 @@ Run folder (``--output-dir``)::
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import logging
@@ -44,6 +43,7 @@ from training.datasets import EmojiImageDataset, EpochSampler, prescaled_index, 
 from training.distributed import DistInfo, barrier, cleanup, init_distributed
 from training.metrics import evaluate_scores
 from training.prepare import DatasetRecord, read_dataset
+from training.summary import append_row, truncate_rows
 from training.weights import WEIGHT_SCHEMES, emoji_loss_weights
 
 __all__ = ["evaluate", "get_args_parser", "main", "train_one_epoch"]
@@ -442,27 +442,6 @@ def _cache_key(
     return f"{split}-{h.hexdigest()[:16]}"
 
 
-def _write_summary_row(path: Path, row: dict[str, Any]) -> None:
-    new = not path.is_file()
-    with path.open("a", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-
-def _truncate_summary(path: Path, epochs_done: int) -> None:
-    """Drop rows of epochs after the checkpoint we resume from (written before a crash)."""
-    if not path.is_file():
-        return
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < epochs_done]
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Train; returns the final validation metrics (rank 0; an empty dict on other ranks)."""
     if args.deterministic:
@@ -675,7 +654,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         if dist_info.is_main:
             _say(f"resumed from {resume_path} at epoch {state.epoch} step {state.step}")
-            _truncate_summary(out / "summary.csv", state.epoch)
+            truncate_rows(out / "summary.csv", state.epoch, SUMMARY_FIELDS)
 
     ddp_model: nn.Module = trainable
     if dist_info.enabled:
@@ -792,7 +771,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 f"{row['images_per_s']:.0f} img/s  "
                 f"val mAP {row['val_mAP_macro']:.4f}  top-1 {row['val_top1']:.4f}",
             )
-            _write_summary_row(out / "summary.csv", row)
+            append_row(out / "summary.csv", row, SUMMARY_FIELDS)
             if writer is not None:
                 for k, v in row.items():
                     if k != "epoch" and isinstance(v, float):
