@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -314,17 +315,17 @@ async def metrics(state: StateDep) -> Response:
     return Response(body, media_type=content_type)
 
 
-_DOCS_HTML: str | None = None
+@functools.cache
+def _static_text(name: str) -> str:
+    """A page from ``service/static``, read once."""
+    return resources.files("service").joinpath(f"static/{name}").read_text("utf-8")
 
 
 @router.get("/docs", include_in_schema=False)
 async def docs() -> HTMLResponse:
     """A self-contained page that renders ``/openapi.json`` (no CDN, works offline)."""
-    global _DOCS_HTML
-    if _DOCS_HTML is None:
-        _DOCS_HTML = resources.files("service").joinpath("static/docs.html").read_text("utf-8")
     return HTMLResponse(
-        _DOCS_HTML,
+        _static_text("docs.html"),
         headers={
             "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline' 'self'; "
             "style-src 'unsafe-inline' 'self'; img-src 'self' data: blob:"
@@ -332,17 +333,11 @@ async def docs() -> HTMLResponse:
     )
 
 
-_INDEX_HTML: str | None = None
-
-
 @router.get("/", include_in_schema=False)
 async def index() -> HTMLResponse:
     """The web page: pick, drop or paste a photo; its scripts and styles are under ``/static``."""
-    global _INDEX_HTML
-    if _INDEX_HTML is None:
-        _INDEX_HTML = resources.files("service").joinpath("static/index.html").read_text("utf-8")
     return HTMLResponse(
-        _INDEX_HTML,
+        _static_text("index.html"),
         headers={
             "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
             "img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
