@@ -6,7 +6,6 @@ Import the fixtures you need into a test module (``from service_fixtures import 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import socket
@@ -23,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deploy.launch import serve_cmd_for_tests
 from emojinet.errors import InvalidImageError
 from emojinet.predictor import ModelInfo, Suggestion
 from emojinet.preprocess import decode_image
@@ -42,16 +42,6 @@ def jpeg(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (4
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="JPEG")
     return buf.getvalue()
-
-
-def serve_cmd_for_tests(host: str, port: int) -> list[str]:
-    """``deploy.launch.serve_cmd_for_tests`` (loaded by path: ``deploy`` is not installed)."""
-    spec = importlib.util.spec_from_file_location("_deploy_launch", REPO / "deploy" / "launch.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cmd: list[str] = module.serve_cmd_for_tests(host, port)
-    return cmd
 
 
 # -- a fake predictor (the gate's and the routes' unit tests) ----------------------------------
