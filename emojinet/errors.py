@@ -13,8 +13,12 @@ class InvalidImageError(EmojiNetError, ValueError):
     """The bytes are not a decodable image (not an image, truncated, unsupported)."""
 
 
+class UnsupportedImageFormatError(InvalidImageError):
+    """The bytes are an image, but in a format the product does not read (PSD, JPEG 2000 …)."""
+
+
 class ImageTooLargeError(EmojiNetError, ValueError):
-    """The image has more pixels than allowed (including decompression bombs)."""
+    """The image costs too much to decode: too many pixels, a side too long, an absurd shape."""
 
 
 class CheckpointError(EmojiNetError, ValueError):

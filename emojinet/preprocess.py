@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 from torchvision.transforms import v2 as T
 
-from emojinet.errors import ImageTooLargeError, InvalidImageError
+from emojinet.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageFormatError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "MAX_ASPECT_RATIO",
+    "MAX_SIDE",
+    "SUPPORTED_FORMATS",
+    "ImageHeader",
     "PreprocessConfig",
     "decode_image",
     "eval_preset",
     "load_image",
+    "probe_image",
     "to_tensor_batch",
     "train_preset",
 ]
@@ -28,6 +35,18 @@ __all__ = [
 # 40 megapixels: a 50 MP phone photo is refused, a 12 MP one is fine. PIL's own bomb check
 # (about 89 MP) is a second line of defence.
 DEFAULT_MAX_PIXELS = 40_000_000
+# Absurd shapes cost far more than their pixel count: resizing the short side of a 4000x1 image
+# to 256 makes it 1,024,000x256. Panoramas (up to about 12:1) and 16,384-px scans pass.
+MAX_SIDE = 20_000
+MAX_ASPECT_RATIO = 20.0
+# The formats the product reads. ``Image.open(formats=...)`` never runs any other Pillow plugin:
+# PSD, JPEG 2000, TGA, EPS (which would run Ghostscript) … are attack surface nobody asked for.
+# Cameras' multi-picture JPEGs (MPO) open through the JPEG plugin.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+_SUPPORTED_TEXT = "JPEG, PNG, GIF, WebP, BMP or TIFF"
+# libwebp decodes into several full-size buffers (about 16 bytes a pixel, 4x the others), so a
+# WebP may have only a quarter of the pixels: every format then costs at most ~4 bytes × max_pixels.
+_FULL_SIZE_COPIES = {"WEBP": 4}
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
@@ -55,6 +74,19 @@ class PreprocessConfig:
         )
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says, before any pixel is decoded."""
+
+    format: str  # one of SUPPORTED_FORMATS, or "MPO"
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode → RGB. Transparency is composited on white, high bit depths are rescaled."""
     if img.mode == "RGB":
@@ -73,41 +105,49 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode_image(
-    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int | None = None
-) -> Image.Image:
-    """Decode image bytes into an upright RGB image.
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise InvalidImageError(f"the image has an invalid size {width}x{height}")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"the image is {width}x{height} = {width * height:,} pixels; "
+            f"the limit is {max_pixels:,} pixels: resize it and try again"
+        )
+    if max(width, height) > MAX_SIDE:
+        raise ImageTooLargeError(
+            f"the image is {width}x{height} pixels; the longest side may be at most "
+            f"{MAX_SIDE:,} pixels: resize it and try again"
+        )
+    long, short = max(width, height), min(width, height)
+    if long > MAX_ASPECT_RATIO * short:
+        raise ImageTooLargeError(
+            f"the image is {width}x{height} pixels, a {long / short:,.0f}:1 strip; "
+            f"the limit is {MAX_ASPECT_RATIO:g}:1: crop it and try again"
+        )
 
-    Applies EXIF orientation, takes the first frame of animations, and refuses images with
-    more than ``max_pixels`` pixels *before* decoding them (decompression bombs).
-    ``draft_size`` lets JPEG decoding shrink by 2/4/8 on the fly when the result only needs
-    to be about that size (much faster for large photos).
 
-    Raises:
-        InvalidImageError: empty, not an image, truncated or otherwise undecodable.
-        ImageTooLargeError: more than ``max_pixels`` pixels.
+def _unsupported_format(data: bytes) -> str | None:
+    """The Pillow format whose signature ``data`` starts with, when it is one we do not read.
+
+    Only the plugins' signature checks run (a comparison of the first bytes), never a decoder.
     """
-    if not data:
-        raise InvalidImageError("the image is empty (0 bytes)")
+    prefix = data[:16]
+    for name, (_, accept) in Image.OPEN.items():
+        if name in SUPPORTED_FORMATS or accept is None:
+            continue
+        with contextlib.suppress(Exception):
+            if accept(prefix):
+                return name
+    return None
+
+
+@contextlib.contextmanager
+def _decoding(data: bytes, max_pixels: int) -> Iterator[None]:
+    """Turn whatever Pillow raises on hostile input into our errors."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            width, height = img.size
-            if width <= 0 or height <= 0:
-                raise InvalidImageError(f"the image has an invalid size {width}x{height}")
-            if width * height > max_pixels:
-                raise ImageTooLargeError(
-                    f"the image is {width}x{height} = {width * height:,} pixels; "
-                    f"the limit is {max_pixels:,} pixels: resize it and try again"
-                )
-            if getattr(img, "is_animated", False):
-                img.seek(0)
-            if draft_size is not None and img.format == "JPEG":
-                img.draft("RGB", (draft_size, draft_size))
-            img.load()
-            upright: Image.Image = ImageOps.exif_transpose(img) or img
-            return _to_rgb(upright)
+            yield
     except (ImageTooLargeError, InvalidImageError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -116,6 +156,11 @@ def decode_image(
             "resize it and try again"
         ) from exc
     except UnidentifiedImageError as exc:
+        if (name := _unsupported_format(data)) is not None:
+            raise UnsupportedImageFormatError(
+                f"the file looks like a {name} image, a format EmojiNet does not read: "
+                f"send a {_SUPPORTED_TEXT} image"
+            ) from exc
         raise InvalidImageError(
             "the data is not an image in a format we can read (JPEG, PNG, GIF, WebP, BMP, TIFF)"
         ) from exc
@@ -125,6 +170,99 @@ def decode_image(
         ) from exc
     except Exception as exc:  # PIL plugins raise a wide range of errors on hostile input
         raise InvalidImageError(f"the image could not be decoded: {type(exc).__name__}") from exc
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Open lazily (the header only) with the supported plugins, and check the size."""
+    if not data:
+        raise InvalidImageError("the image is empty (0 bytes)")
+    img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+    _check_size(*img.size, max_pixels)
+    copies = _FULL_SIZE_COPIES.get(str(img.format), 1)
+    if img.width * img.height * copies > max_pixels:
+        raise ImageTooLargeError(
+            f"the image is {img.width}x{img.height} = {img.width * img.height:,} pixels; the limit "
+            f"for {img.format} images is {max_pixels // copies:,} pixels: resize it and try again"
+        )
+    return img
+
+
+def probe_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
+    """The format and size from the header alone, checked like :func:`decode_image` checks them.
+
+    Raises:
+        InvalidImageError, UnsupportedImageFormatError, ImageTooLargeError: as decode_image.
+    """
+    with _decoding(data, max_pixels):
+        img = _open(data, max_pixels)
+        return ImageHeader(str(img.format), *img.size)
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int | None = None
+) -> Image.Image:
+    """Decode image bytes into an upright RGB image.
+
+    Reads the header first and refuses, before decoding a pixel, formats outside
+    :data:`SUPPORTED_FORMATS`, more than ``max_pixels`` pixels, a side over :data:`MAX_SIDE` and
+    shapes beyond :data:`MAX_ASPECT_RATIO`. Applies EXIF orientation and takes the first frame of
+    animations. ``draft_size`` says the result only needs a short side of about that size: JPEG
+    then decodes at 1/2, 1/4 or 1/8 scale, and other formats are shrunk by an integer factor
+    strip by strip, so the only full-size buffer is the decoded source (at most 4 bytes a pixel).
+
+    Raises:
+        InvalidImageError: empty, not an image, truncated or otherwise undecodable.
+        UnsupportedImageFormatError: an image in a format outside SUPPORTED_FORMATS.
+        ImageTooLargeError: too many pixels, a side too long, or too elongated.
+    """
+    with _decoding(data, max_pixels):
+        img = _open(data, max_pixels)
+        if draft_size is not None and img.format in ("JPEG", "MPO"):
+            img.draft("RGB", (draft_size, draft_size))
+        img.load()
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+        if draft_size is not None:
+            img = _reduce(img, draft_size)
+        if (method := _ORIENTATIONS.get(orientation)) is not None:
+            img = img.transpose(method)
+        return _to_rgb(img)
+
+
+# EXIF orientation → the transpose that makes the picture upright (as ImageOps.exif_transpose).
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Modes Image.reduce cannot average (palette indices, bits, 16-bit) → one it can.
+_REDUCIBLE = {"1": "L", "P": "RGB", "PA": "RGBA", "I;16": "I", "I;16B": "I", "I;16L": "I"}
+
+
+def _reduce(img: Image.Image, target: int) -> Image.Image:
+    """Shrink by the largest integer factor that keeps the short side ≥ ``target``.
+
+    Works on strips of about 2 megapixels, so no second full-size copy is ever made (converting
+    a whole 40 MP RGBA image to premultiplied alpha alone would take 160 MB more).
+    """
+    factor = min(img.size) // target
+    if factor < 2:
+        return img
+    mode = _REDUCIBLE.get(img.mode, img.mode)
+    if img.mode == "P" and "transparency" in img.info:
+        mode = "RGBA"
+    width, height = img.size
+    out = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    step = factor * max(1, (1 << 21) // (width * factor))  # source rows per strip
+    for top in range(0, height, step):
+        strip = img.crop((0, top, width, min(top + step, height)))
+        if strip.mode != mode:
+            strip = strip.convert(mode)
+        out.paste(strip.reduce(factor), (0, top // factor))
+    return out
 
 
 def load_image(
