@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from emojinet import __version__
+from service.drain import Drain
 from service.errors import install_error_handlers
 from service.metrics import ServiceMetrics
 from service.middleware import RequestMiddleware
@@ -33,7 +34,9 @@ DESCRIPTION = """Suggests emojis for photos.
 `POST /suggest` with a photo (`curl -F image=@cat.jpg localhost:8000/suggest`) answers the best
 emojis with their scores. Requests that arrive while the model is busy wait in a bounded queue
 and run together in one batch; a full queue answers 429 and a request that waited past the
-queue deadline answers 503, both with `Retry-After`.
+queue deadline answers 503, both with `Retry-After`. Images are checked from their header
+before they are decoded: JPEG, PNG, GIF, WebP, BMP and TIFF only (415 otherwise), and at most
+`EMOJINET_MAX_PIXELS` pixels, 20,000 px on a side and 20:1 (413 otherwise).
 """
 
 
@@ -51,10 +54,13 @@ def create_app(
     """
     settings = settings or Settings()
     metrics = ServiceMetrics()
+    drain = Drain()  # the shutdown clock: the state runs it, the middleware cuts slow bodies
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ServiceState(settings, metrics=metrics, on_load_failure=on_load_failure)
+        state = ServiceState(
+            settings, metrics=metrics, on_load_failure=on_load_failure, drain=drain
+        )
         app.state.service = state
         await state.start(predictor)
         try:
@@ -75,6 +81,7 @@ def create_app(
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         body_read_timeout_s=settings.body_read_timeout_s,
+        drain=drain,
     )
     install_error_handlers(app)
     app.include_router(router)

@@ -12,9 +12,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from emojinet.errors import EmojiNetError, ImageTooLargeError, InvalidImageError
-from service.gate import DeadlineExceeded, GateError, Overloaded
-from service.state import ModelNotReady, ShuttingDown
+from emojinet.errors import (
+    EmojiNetError,
+    ImageTooLargeError,
+    InvalidImageError,
+    UnsupportedImageFormatError,
+)
+from service.refusals import (
+    DeadlineExceeded,
+    GateError,
+    Overloaded,
+    ShuttingDown,
+    TooManyInputs,
+)
+from service.state import ModelNotReady
 
 __all__ = [
     "BodyReadTimeoutError",
@@ -79,7 +90,9 @@ async def _validation(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     """Map the domain errors; unexpected exceptions are answered 500 by the request middleware."""
     app.add_exception_handler(InvalidImageError, _simple(400))
+    app.add_exception_handler(UnsupportedImageFormatError, _simple(415))
     app.add_exception_handler(ImageTooLargeError, _simple(413))
+    app.add_exception_handler(TooManyInputs, _simple(413))
     app.add_exception_handler(BodyTooLargeError, _simple(413, {"Connection": "close"}))
     app.add_exception_handler(BodyReadTimeoutError, _simple(408, {"Connection": "close"}))
     app.add_exception_handler(Overloaded, _gate(429))

@@ -8,10 +8,11 @@ means (top-k emojis, a sampled distribution …) is the caller's business, so ev
 needs the model shares this one gate.
 
 Backpressure: when ``max_queue`` jobs are already waiting, :meth:`DeviceGate.submit_many` raises
-:class:`Overloaded` at once. A job that waited longer than ``queue_deadline_s`` is never run;
-its caller gets :class:`DeadlineExceeded`. A forward pass that raises is retried one job at a
-time, so a single bad input fails alone and the others in its batch still get their rows; the
-batcher itself never dies of an exception.
+:class:`Overloaded` at once (:class:`TooManyInputs` when they could never fit). A job not started
+by its deadline (``queue_deadline_s`` after it arrived, or the caller's own, which may count
+decoding too) is never run; its caller gets :class:`DeadlineExceeded`. A forward pass that
+raises is retried one job at a time, so a single bad input fails alone and the others in its
+batch still get their rows; the batcher itself never dies of an exception.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from emojinet.errors import EmojiNetError
+from service.refusals import DeadlineExceeded, GateError, GateObserver, Overloaded, TooManyInputs
 
 __all__ = [
     "BatchFn",
@@ -40,6 +41,7 @@ __all__ = [
     "GateObserver",
     "GateResult",
     "Overloaded",
+    "TooManyInputs",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,38 +49,6 @@ log = logging.getLogger(__name__)
 Array = npt.NDArray[np.float32]
 # (N, *input_shape) → (N, ...): one forward pass over a stacked batch.
 BatchFn = Callable[[Array], Array]
-
-
-class GateError(EmojiNetError):
-    """The gate did not run a job; ``retry_after_s`` says when trying again makes sense."""
-
-    def __init__(self, message: str, retry_after_s: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class Overloaded(GateError):
-    """The queue is full: the job was refused before it waited."""
-
-
-class DeadlineExceeded(GateError):
-    """The job waited longer than the queue deadline and was dropped without running."""
-
-
-class GateObserver(Protocol):
-    """Receives the gate's measurements. Called on the event loop; must not block."""
-
-    def queue_wait(self, seconds: float, *, ran: bool) -> None:
-        """A job left the queue after ``seconds``: ``ran`` False means it expired."""
-
-    def batch(self, size: int, seconds: float, *, ok: bool) -> None:
-        """A forward pass over ``size`` jobs took ``seconds``."""
-
-    def depth(self, depth: int) -> None:
-        """The number of waiting jobs changed."""
-
-    def rejected(self, reason: str) -> None:
-        """A job was refused (``overloaded``) or dropped (``deadline``)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +68,7 @@ JobState = Literal["waiting", "running", "done", "expired", "cancelled"]
 class _Job:
     x: Array
     arrived: float
+    deadline: float  # not started by then: dropped
     future: asyncio.Future[GateResult]
     state: JobState = "waiting"
 
@@ -169,6 +140,7 @@ class DeviceGate:
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ewma_batch_s = 0.0
+        self._closed: Callable[[], GateError] | None = None  # set by shed(): refuse new jobs
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -191,19 +163,26 @@ class DeviceGate:
             await asyncio.sleep(0.01)
         return True
 
+    def shed(self, error: Callable[[], GateError]) -> None:
+        """Fail every waiting job, and every later one at once, with ``error()``.
+
+        The batch on the device now still finishes (shutdown: what is running gets its answer).
+        """
+        self._closed = error
+        while self._queue:
+            job = self._queue.popleft()
+            if job.state == "waiting":
+                self._drop(job, "cancelled")
+                if not job.future.done():
+                    job.future.set_exception(error())
+
     async def stop(self) -> None:
         """Stop the batcher; jobs still waiting fail with :class:`GateError`."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        while self._queue:
-            job = self._queue.popleft()
-            if job.state == "waiting":
-                job.state = "cancelled"
-                if not job.future.done():
-                    job.future.set_exception(GateError("the server stopped before this ran"))
-        self._waiting = 0
+        self.shed(lambda: GateError("the server stopped before this ran"))
         if self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -224,10 +203,23 @@ class DeviceGate:
         batches = self._waiting / self.max_batch_size + 1
         return max(1, math.ceil(batches * self._ewma_batch_s))
 
+    def expected_wait_s(self) -> float:
+        """A rough time until a job queued now would start (0 when the device is idle)."""
+        if not (self._waiting or self._running):
+            return 0.0
+        return (self._waiting // self.max_batch_size + 1) * self._ewma_batch_s
+
     def check_admission(self, n: int = 1) -> None:
-        """Raise :class:`Overloaded` now if ``n`` more jobs would not fit (cheap, no I/O)."""
+        """Raise :class:`Overloaded` now if ``n`` more jobs would not fit (cheap, no I/O).
+
+        Raises:
+            TooManyInputs: ``n`` is over ``max_queue``: it could never fit.
+        """
         if n > self.max_queue:
-            raise Overloaded(f"{n} inputs in one request exceed the queue size {self.max_queue}", 1)
+            raise TooManyInputs(
+                f"{n} inputs in one request exceed the queue size {self.max_queue}: "
+                f"send at most {self.max_queue} per request"
+            )
         if self._waiting + n > self.max_queue:
             self.stats.overloaded += 1
             self._notify("rejected", "overloaded")
@@ -242,14 +234,21 @@ class DeviceGate:
         (result,) = await self.submit_many([x])
         return result
 
-    async def submit_many(self, xs: Sequence[Array]) -> list[GateResult]:
+    async def submit_many(
+        self, xs: Sequence[Array], *, deadline: float | None = None
+    ) -> list[GateResult]:
         """Queue ``xs`` together (all admitted or none) and return their rows in order.
+
+        ``deadline`` (a ``time.perf_counter()`` value) replaces arrival + ``queue_deadline_s``
+        as the time by which each job must start, so a caller can count its own earlier work.
 
         Raises:
             Overloaded: the queue has no room for all of them (nothing was queued).
             DeadlineExceeded: one of them waited past the deadline (none of the rest run).
             Exception: whatever the forward pass raised for this job.
         """
+        if self._closed is not None:
+            raise self._closed()
         if self._task is None or self._task.done():
             raise RuntimeError("the device gate is not running; call start() first")
         if not xs:
@@ -257,7 +256,8 @@ class DeviceGate:
         self.check_admission(len(xs))
         loop = asyncio.get_running_loop()
         now = time.perf_counter()
-        jobs = [_Job(x, now, loop.create_future()) for x in xs]
+        end = now + self.queue_deadline_s if deadline is None else deadline
+        jobs = [_Job(x, now, end, loop.create_future()) for x in xs]
         self._queue.extend(jobs)
         self._waiting += len(jobs)
         self._arrived.set()
@@ -274,7 +274,7 @@ class DeviceGate:
 
     async def _result(self, job: _Job) -> GateResult:
         if job.state == "waiting":
-            remaining = job.arrived + self.queue_deadline_s - time.perf_counter()
+            remaining = job.deadline - time.perf_counter()
             await asyncio.wait({job.future}, timeout=max(remaining, 0.0))
             if job.state == "waiting":
                 self._expire(job)
@@ -325,7 +325,7 @@ class DeviceGate:
             job = self._queue.popleft()
             if job.state != "waiting":
                 continue
-            if now - job.arrived > self.queue_deadline_s:
+            if now > job.deadline:
                 self._expire(job)
                 continue
             self._waiting -= 1
@@ -407,9 +407,9 @@ class DeviceGate:
         if not job.future.done():
             job.future.set_exception(
                 DeadlineExceeded(
-                    f"the request waited {waited * 1000:.0f} ms for the model, longer than the "
-                    f"{self.queue_deadline_s * 1000:.0f} ms queue deadline, and was not run; "
-                    "retry after the Retry-After delay",
+                    f"the request waited {waited * 1000:.0f} ms for the model and could not start "
+                    f"within the {self.queue_deadline_s * 1000:.0f} ms queue deadline, so it was "
+                    "not run; retry after the Retry-After delay",
                     self.retry_after_s(),
                 )
             )

@@ -15,6 +15,8 @@ __all__ = ["ServiceMetrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# Label values come from a closed set, or anyone could grow /metrics with made-up methods.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 
 class ServiceMetrics:
@@ -45,13 +47,26 @@ class ServiceMetrics:
         )
         self.rejections = Counter(
             "emojinet_gate_rejections",
-            "Inputs refused (overloaded) or dropped (deadline) by the device gate.",
+            "Inputs refused at admission (overloaded) or dropped before decoding or running "
+            "because they could not start in time (deadline).",
             ["reason"],
             registry=r,
         )
+        self.admitted_inputs = Gauge(
+            "emojinet_admitted_inputs",
+            "Images admitted and not yet answered (being read, decoded, queued or run).",
+            registry=r,
+        )
+        self.admitted_bytes = Gauge(
+            "emojinet_admitted_bytes", "Body bytes held by admitted requests.", registry=r
+        )
+        self.decode_waiting = Gauge(
+            "emojinet_decode_waiting", "Images waiting for a decode slot.", registry=r
+        )
         self.requests = Counter(
             "emojinet_requests",
-            "HTTP requests by endpoint, method and status code.",
+            "HTTP requests by endpoint (route template, or 'unmatched'), method (or 'other') and "
+            "status code (499: the client left before its request was read).",
             ["endpoint", "method", "status"],
             registry=r,
         )
@@ -103,6 +118,7 @@ class ServiceMetrics:
     # -- HTTP -------------------------------------------------------------------------------------
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        method = method if method in _METHODS else "other"
         self.requests.labels(endpoint=endpoint, method=method, status=str(status)).inc()
         self.request_duration.labels(endpoint=endpoint).observe(seconds)
 

@@ -1,31 +1,49 @@
-"""One pure-ASGI middleware for every request: request id, body limits, metrics, last-resort 500.
+"""One pure-ASGI middleware for every request: request id, body limits, metrics, security
+headers, last-resort 500.
 
 Body limits are enforced *before* a body is read whole: a ``Content-Length`` over the limit is
 answered 413 without reading a byte of it, and a chunked body is counted as it streams in and
 refused the moment it crosses the limit. A client that stops sending its body for
-``body_read_timeout_s`` gets 408. (Idle keep-alive connections are closed by uvicorn's
-``timeout_keep_alive``; slow *headers* are left to the load balancer in front.)
+``body_read_timeout_s`` gets 408; one still sending when the shutdown drain ends gets 503. A
+client that disconnects before its body is in is counted as status 499 and logged in one INFO
+line: it is not a server error. (Slow or missing *headers* are cut by :mod:`service.protocol`.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.drain import Drain
 from service.errors import BodyReadTimeoutError, BodyTooLargeError
 from service.metrics import ServiceMetrics
+from service.refusals import ShuttingDown
 
-__all__ = ["RequestMiddleware"]
+__all__ = ["CLIENT_CLOSED", "PAGE_CSP", "RequestMiddleware"]
 
 log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# nginx's code for "the client closed the connection before the answer": metrics only.
+CLIENT_CLOSED = 499
+# Every answer that sets no policy of its own gets the web page's (the page and its static files
+# included; JSON answers are not rendered, so it costs nothing there).
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before its body was in."""
 
 
 class RequestMiddleware:
@@ -36,11 +54,13 @@ class RequestMiddleware:
         metrics: ServiceMetrics,
         max_body_bytes: int,
         body_read_timeout_s: float,
+        drain: Drain | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.body_read_timeout_s = body_read_timeout_s
+        self.drain = drain or Drain()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,7 +80,7 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = int(message["status"])
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message["headers"] = _with_standard_headers(message.get("headers", []), rid)
             await send(message)
 
         try:
@@ -69,10 +89,18 @@ class RequestMiddleware:
                 await self._reject(send_wrapper, length)
                 return
             await self.app(scope, self._limited(receive), send_wrapper)
+        except (_ClientGone, ClientDisconnect):
+            status = CLIENT_CLOSED
+            log.info(
+                "client disconnected before its request was read: %s %s [request id %s]",
+                _printable(scope.get("method")),
+                scope.get("path"),
+                rid,
+            )
         except Exception:
             log.exception(
                 "unexpected error answering %s %s [request id %s]",
-                scope.get("method"),
+                _printable(scope.get("method")),
                 scope.get("path"),
                 rid,
             )
@@ -107,19 +135,26 @@ class RequestMiddleware:
     def _limited(self, receive: Receive) -> Receive:
         received = 0
         body_done = False
-        limit, timeout = self.max_body_bytes, self.body_read_timeout_s
+        limit, timeout, drain = self.max_body_bytes, self.body_read_timeout_s, self.drain
 
         async def limited() -> Message:
             nonlocal received, body_done
             if body_done:  # after the body, receive() only waits for a disconnect
                 return await receive()
             try:
-                async with asyncio.timeout(timeout):
+                async with drain.cuttable(timeout):
                     message = await receive()
             except TimeoutError:
+                if drain.cut_done:
+                    raise ShuttingDown(
+                        "the server shut down before the request body arrived; send it again "
+                        "(another instance will take it)"
+                    ) from None
                 raise BodyReadTimeoutError(
                     f"no request body data for {timeout:g} s; send the whole body promptly"
                 ) from None
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -131,6 +166,19 @@ class RequestMiddleware:
             return message
 
         return limited
+
+
+def _with_standard_headers(headers: Iterable[tuple[bytes, bytes]], rid: str) -> list[Any]:
+    out = [*headers, (b"x-request-id", rid.encode()), (b"x-content-type-options", b"nosniff")]
+    if not any(k.lower() == b"content-security-policy" for k, _ in out):
+        out.append((b"content-security-policy", PAGE_CSP.encode()))
+    return out
+
+
+def _printable(method: object) -> str:
+    """A method for a log line: at most 20 characters of it."""
+    text = str(method or "")
+    return text if len(text) <= 20 else f"{text[:20]}… ({len(text)} chars)"
 
 
 async def _send_json(send: Send, status: int, body: dict[str, str], *, close: bool = False) -> None:

@@ -8,16 +8,13 @@ import time
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.datastructures import UploadFile
 
-from emojinet.errors import ImageTooLargeError, InvalidImageError
 from emojinet.sampling import sample_distribution
 from service.deps import Authorized, StateDep
 from service.gate import GateResult
+from service.inputs import body_bytes, read_images
 from service.schemas import (
     DistributionResponse,
     EmojiCount,
@@ -30,16 +27,11 @@ from service.schemas import (
     Timing,
     VocabularyResponse,
 )
-from service.state import PredictorLike, ServiceState
+from service.state import PredictorLike
 
 __all__ = ["router"]
 
 router = APIRouter()
-
-_ACCEPTED = (
-    "send multipart/form-data with an 'image' file field (curl -F image=@photo.jpg), "
-    "or the raw image bytes with an image/* Content-Type"
-)
 
 _SUGGEST_BODY: dict[str, Any] = {
     "required": True,
@@ -68,10 +60,13 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "Undecodable image, empty body or malformed multipart",
         401: "Missing or invalid API key (only when keys are configured)",
         408: "The client stopped sending the body",
-        413: "Body over the size limit, or too many pixels",
-        415: "Not multipart and not an image content type",
+        413: "Body over the size limit; too many pixels, a side over 20,000 px or beyond 20:1; "
+        "more images than the server ever takes at once",
+        415: "Not multipart and not an image content type, or an image format other than JPEG, "
+        "PNG, GIF, WebP, BMP, TIFF",
         422: "Bad query values, or no 'image' field",
-        429: "Queue full; see Retry-After",
+        429: "Busy: the admission budget is full (refused before the body is read); "
+        "see Retry-After",
         503: "Queue deadline passed, model loading, or shutting down; see Retry-After",
     }
     return {c: {"description": text[c], "content": {"application/json": {}}} for c in codes}
@@ -97,11 +92,15 @@ async def suggest(
     started = time.perf_counter()
     if state.cloudwatch is not None:
         state.cloudwatch.count_request()
-    async with state.accept() as (predictor, gate):
-        gate.check_admission(1)  # refuse early, before reading and decoding the body
-        images, multi = await _read_images(request, state.settings.max_images_per_request)
-        arrays = await _preprocess(state, predictor, images, multi)
-        results = await gate.submit_many(arrays)
+    settings = state.settings
+    # Admitted (or refused 429/503) before a byte of the body is read.
+    async with state.accept(body_bytes(request, settings)) as work:
+        predictor = work.predictor
+        images, multi = await read_images(request, settings.max_images_per_request)
+        work.ticket.resize(len(images))  # 413 if they could never fit, 429 if not now
+        deadline = time.perf_counter() + settings.queue_deadline_s  # covers decoding too
+        arrays = await work.decoder.decode_all(predictor.preprocess, images, deadline, multi=multi)
+        results = await work.gate.submit_many(arrays, deadline=deadline)
     state.metrics.images.inc(len(results))
     emojis = [_emojis(predictor, r, top_k, threshold) for r in results]
     timing = Timing(
@@ -146,16 +145,18 @@ async def distribution(
     started = time.perf_counter()
     if state.cloudwatch is not None:
         state.cloudwatch.count_request()
-    async with state.accept() as (predictor, gate):
-        gate.check_admission(1)
+    settings = state.settings
+    async with state.accept(body_bytes(request, settings)) as work:
+        predictor = work.predictor
         gan = state.gan
         if head == "gan" and gan is None:  # before reading the body or using the device
             raise HTTPException(400, state.gan_error or "the GAN head is not loaded")
-        images, multi = await _read_images(request, state.settings.max_images_per_request)
+        images, multi = await read_images(request, settings.max_images_per_request)
         if multi:
             raise HTTPException(400, "/distribution takes one photo: send it as the 'image' field")
-        arrays = await _preprocess(state, predictor, images, multi)
-        (result,) = await gate.submit_many(arrays)
+        deadline = time.perf_counter() + settings.queue_deadline_s
+        arrays = await work.decoder.decode_all(predictor.preprocess, images, deadline, multi=False)
+        (result,) = await work.gate.submit_many(arrays, deadline=deadline)
     state.metrics.images.inc()
     probs, features = state.split_row(result.output)
     # Sampling and resampling for the mode's stability are CPU work: off the event loop.
@@ -198,75 +199,6 @@ def _emojis(
     ]
 
 
-async def _read_images(request: Request, max_images: int) -> tuple[list[bytes], bool]:
-    """The image bytes in the request, and whether they came as ``images`` fields."""
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media == "multipart/form-data":
-        return await _read_multipart(request, max_images)
-    if media.startswith("image/") or media == "application/octet-stream":
-        body = await request.body()
-        if not body:
-            raise HTTPException(400, f"the request body is empty: {_ACCEPTED}")
-        return [body], False
-    if not media:
-        raise HTTPException(415, f"the request has no Content-Type: {_ACCEPTED}")
-    raise HTTPException(415, f"unsupported Content-Type {media[:80]!r}: {_ACCEPTED}")
-
-
-async def _read_multipart(request: Request, max_images: int) -> tuple[list[bytes], bool]:
-    form = await request.form(max_files=max_images + 1, max_fields=max_images + 16)
-    try:
-        single, many = form.getlist("image"), form.getlist("images")
-        if single and many:
-            raise HTTPException(400, "send one 'image' field or several 'images' fields, not both")
-        if len(single) > 1:
-            raise HTTPException(
-                400, "several 'image' fields: send several photos as 'images' fields"
-            )
-        name, fields = ("images", many) if many else ("image", single)
-        if not fields:
-            got = ", ".join(repr(k[:40]) for k in sorted(set(form.keys()))[:10])
-            raise HTTPException(
-                422,
-                "the multipart body has no 'image' file field"
-                + (f" (it has {got})" if got else "")
-                + ": send the photo as -F image=@photo.jpg",
-            )
-        if len(fields) > max_images:
-            raise HTTPException(
-                400, f"{len(fields)} images in one request; the limit is {max_images}"
-            )
-        out = []
-        for field in fields:
-            if not isinstance(field, UploadFile):
-                raise HTTPException(
-                    400,
-                    f"the {name!r} field must be a file upload (curl -F {name}=@photo.jpg), "
-                    "not a text value",
-                )
-            out.append(await field.read())
-        return out, name == "images"
-    finally:
-        await form.close()
-
-
-async def _preprocess(
-    state: ServiceState, predictor: PredictorLike, images: list[bytes], multi: bool
-) -> list[npt.NDArray[np.float32]]:
-    """Decode and transform every image in the thread pool, in parallel, off the event loop."""
-    loop = asyncio.get_running_loop()
-    futures = [loop.run_in_executor(state.preprocess_pool, predictor.preprocess, b) for b in images]
-    done = await asyncio.gather(*futures, return_exceptions=True)
-    arrays: list[npt.NDArray[np.float32]] = []
-    for i, item in enumerate(done):
-        if isinstance(item, (InvalidImageError, ImageTooLargeError)) and multi:
-            raise type(item)(f"images[{i}]: {item}") from item
-        if isinstance(item, BaseException):
-            raise item
-        arrays.append(item)
-    return arrays
-
-
 @router.get("/healthz", summary="Liveness: the process answers")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -287,8 +219,8 @@ async def readyz(state: StateDep) -> Response:
     return JSONResponse({"status": "ready", "model": state.predictor.info.name})
 
 
-@router.get("/model", summary="The loaded model", responses=_errors(503))
-async def model(state: StateDep) -> dict[str, Any]:
+@router.get("/model", summary="The loaded model", responses=_errors(401, 503))
+async def model(state: StateDep, _auth: Authorized) -> dict[str, Any]:
     return state.model_info()
 
 
@@ -296,9 +228,9 @@ async def model(state: StateDep) -> dict[str, Any]:
     "/emojis",
     response_model=VocabularyResponse,
     summary="The emojis the model can suggest",
-    responses=_errors(503),
+    responses=_errors(401, 503),
 )
-async def emojis(state: StateDep) -> VocabularyResponse:
+async def emojis(state: StateDep, _auth: Authorized) -> VocabularyResponse:
     if state.predictor is None:
         state.model_info()  # raises ModelNotReady
     assert state.predictor is not None
@@ -309,8 +241,10 @@ async def emojis(state: StateDep) -> VocabularyResponse:
     return VocabularyResponse(count=len(entries), emojis=entries)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(state: StateDep) -> Response:
+@router.get(
+    "/metrics", summary="Prometheus metrics", response_class=Response, responses=_errors(401)
+)
+async def metrics(state: StateDep, _auth: Authorized) -> Response:
     body, content_type = state.metrics.render()
     return Response(body, media_type=content_type)
 
@@ -336,11 +270,4 @@ async def docs() -> HTMLResponse:
 @router.get("/", include_in_schema=False)
 async def index() -> HTMLResponse:
     """The web page: pick, drop or paste a photo; its scripts and styles are under ``/static``."""
-    return HTMLResponse(
-        _static_text("index.html"),
-        headers={
-            "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-            "img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
-            "frame-ancestors 'none'"
-        },
-    )
+    return HTMLResponse(_static_text("index.html"))  # the middleware adds the page's CSP

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# RFC 6750's b64token: what a bearer token may contain.
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 class Settings(BaseSettings):
@@ -29,15 +33,20 @@ class Settings(BaseSettings):
     # refused at start-up and head=gan answers 400 saying why.
     gan_model: str = ""
 
-    # Input limits.
+    # Input limits. Images are also refused, from their header, over 20,000 px on a side, beyond
+    # 20:1, or in a format other than JPEG, PNG, GIF, WebP, BMP, TIFF (emojinet.preprocess).
     max_body_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_pixels: int = Field(default=40_000_000, gt=0)
     max_images_per_request: int = Field(default=16, gt=0)
 
-    # The device gate: batching and backpressure.
+    # Admission, batching and backpressure. max_queue: images admitted and not yet answered,
+    # whether their body is being read, they wait for or are in the decode pool, or wait for or
+    # run on the device; max_pending_bytes: the body bytes those requests hold. Beyond either, 429
+    # before the body is read. queue_deadline_s counts from the body's arrival and covers decoding.
     max_batch_size: int = Field(default=32, gt=0)
     max_batch_delay_ms: float = Field(default=2.0, ge=0)
     max_queue: int = Field(default=256, gt=0)
+    max_pending_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
     queue_deadline_s: float = Field(default=1.0, gt=0)
     preprocess_workers: int = Field(default=2, gt=0)
 
@@ -52,30 +61,69 @@ class Settings(BaseSettings):
     cloudwatch_use_instance_metadata: bool = True
     cloudwatch_max_buffer: int = Field(default=10_000, gt=0)
 
-    # Optional bearer-token auth for the inference endpoints: comma-separated or a JSON list.
+    # Optional bearer-token auth: comma-separated or a JSON list. When set, every endpoint that
+    # returns data (/suggest, /distribution, /model, /emojis, /metrics) needs a key; the probes
+    # (/healthz, /readyz), the page and the docs stay open. Set but empty refuses to start.
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Emojis never suggested or sampled by any head or endpoint (comma-separated or JSON list).
     deny_list: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # After SIGTERM the process exits within drain_timeout_s (+ about 1 s): accepted requests
+    # finish until then, and whatever still waits (a body still arriving, an image not yet
+    # decoded or run) is answered 503. The first drain_grace_s of it the listener stays open
+    # (readyz 503) so a load balancer sees the instance leave.
     drain_timeout_s: float = Field(default=30.0, gt=0)
-    # Added by the service: after SIGTERM, keep answering (readyz 503) this long before closing
-    # the listener, so a load balancer sees the instance leave; then finish the queued requests.
     drain_grace_s: float = Field(default=0.0, ge=0)
-    # Slow clients: a request body must keep arriving (408 otherwise); idle keep-alive
-    # connections close after timeout_keep_alive_s; more than max_connections at once → 503.
+    # Slow clients: a request body must keep arriving (408 otherwise); a connection must send
+    # its request headers within header_timeout_s of opening (or of its previous answer) or it is
+    # closed; idle keep-alive connections close after timeout_keep_alive_s; more than
+    # max_connections at once → 503.
     body_read_timeout_s: float = Field(default=30.0, gt=0)
+    header_timeout_s: float = Field(default=10.0, gt=0)
     timeout_keep_alive_s: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=1024, gt=0)
     log_level: str = "info"
 
     @field_validator("api_keys", "deny_list", mode="before")
     @classmethod
-    def _split_keys(cls, v: object) -> object:
-        if isinstance(v, str):
-            if v.strip().startswith("["):
-                return json.loads(v)
-            return [k.strip() for k in v.split(",") if k.strip()]
+    def _split_keys(cls, v: object, info: ValidationInfo) -> object:
+        if not isinstance(v, str):
+            return v
+        if v.strip().startswith("["):
+            try:
+                items = json.loads(v)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a valid JSON list ({exc.msg})") from None
+        else:
+            items = [k.strip() for k in v.split(",") if k.strip()]
+        if info.field_name == "api_keys" and not items:  # blank would silently turn auth off
+            raise ValueError(
+                "it is set but holds no key: give comma-separated keys, "
+                "or unset EMOJINET_API_KEYS to run without authentication"
+            )
+        return items
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_sendable(cls, v: list[str]) -> list[str]:
+        bad = [i for i, k in enumerate(v) if not _TOKEN.fullmatch(k)]
+        if bad:
+            raise ValueError(
+                f"key(s) number {', '.join(str(i + 1) for i in bad)} cannot be sent as "
+                "'Authorization: Bearer <key>': use letters, digits and -._~+/= only"
+            )
         return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.max_pending_bytes < self.max_body_bytes:
+            raise ValueError(
+                "max_pending_bytes must be at least max_body_bytes, or no body of the maximum "
+                "size could ever be admitted"
+            )
+        if self.drain_grace_s >= self.drain_timeout_s:
+            raise ValueError("drain_grace_s must be shorter than drain_timeout_s")
+        return self
 
     @field_validator("deny_list")
     @classmethod

@@ -18,22 +18,24 @@ from emojinet.errors import EmojiNetError
 from emojinet.gan_head import GanHead, GanHeadError
 from emojinet.predictor import ModelInfo, Predictor, Suggestion
 from emojinet.vocab import Vocabulary
+from service.admission import Admission, Ticket
 from service.cloudwatch import CloudWatchPublisher
-from service.gate import DeviceGate, GateError, GateObserver
+from service.decoding import DecodeStage
+from service.drain import Drain, ShuttingDown
+from service.gate import DeviceGate, GateObserver
 from service.metrics import ServiceMetrics
 from service.settings import Settings
 
-__all__ = ["ModelNotReady", "PredictorLike", "ServiceState", "ShuttingDown"]
+__all__ = ["Accepted", "ModelNotReady", "PredictorLike", "ServiceState", "ShuttingDown"]
 
 log = logging.getLogger(__name__)
+
+# After the drain deadline: how long the requests cut then get to send their 503.
+_CUT_ANSWER_S = 0.5
 
 
 class ModelNotReady(EmojiNetError):
     """The model is still loading (or failed to load)."""
-
-
-class ShuttingDown(GateError):
-    """The server is draining after SIGTERM and takes no new requests."""
 
 
 class PredictorLike(Protocol):
@@ -49,6 +51,16 @@ class PredictorLike(Protocol):
     def top_k(
         self, probs: npt.NDArray[np.float32], k: int = 5, threshold: float | None = None
     ) -> list[Suggestion]: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What an admitted request works with."""
+
+    predictor: PredictorLike
+    gate: DeviceGate
+    decoder: DecodeStage
+    ticket: Ticket
 
 
 @dataclass
@@ -68,6 +80,9 @@ class ServiceState:
     inflight: int = 0  # /suggest requests accepted and not yet answered
     on_load_failure: Callable[[], None] | None = None
     preprocess_pool: ThreadPoolExecutor | None = None
+    decoder: DecodeStage | None = None
+    admission: Admission | None = None
+    drain: Drain = field(default_factory=Drain)  # shared with the request middleware
     _loader: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -82,6 +97,7 @@ class ServiceState:
             self.cloudwatch = CloudWatchPublisher.from_settings(s, self.metrics)
             await self.cloudwatch.start()
             log.info("publishing queue wait to CloudWatch namespace %s", s.cloudwatch_namespace)
+        self._start_pipeline()
         if predictor is not None:
             await self._load_gan(predictor)
             self._ready(predictor)
@@ -163,11 +179,35 @@ class ServiceState:
         v = len(self.predictor.vocab)
         return row[:v], (row[v:] if self.gan is not None else None)
 
+    def _observers(self) -> list[GateObserver]:
+        return [self.metrics] if self.cloudwatch is None else [self.metrics, self.cloudwatch]
+
+    def _start_pipeline(self) -> None:
+        """The admission budget and the decode stage in front of the gate."""
+        s = self.settings
+        assert self.preprocess_pool is not None
+        self.admission = Admission(
+            max_inputs=s.max_queue,
+            max_bytes=s.max_pending_bytes,
+            retry_after_s=lambda: self.gate.retry_after_s() if self.gate is not None else 1,
+            observers=self._observers(),
+        )
+        self.decoder = DecodeStage(
+            self.preprocess_pool,
+            workers=s.preprocess_workers,
+            max_pixels=s.max_pixels,
+            expected_device_wait_s=lambda: self.gate.expected_wait_s() if self.gate else 0.0,
+            observers=self._observers(),
+            drain=self.drain,
+        )
+        adm, dec = self.admission, self.decoder
+        self.metrics.admitted_inputs.set_function(lambda: adm.inputs)
+        self.metrics.admitted_bytes.set_function(lambda: adm.bytes)
+        self.metrics.decode_waiting.set_function(lambda: dec.waiting)
+
     def _ready(self, predictor: PredictorLike) -> None:
         s = self.settings
-        observers: list[GateObserver] = [self.metrics]
-        if self.cloudwatch is not None:
-            observers.append(self.cloudwatch)
+        observers = self._observers()
         predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
         predict = predictor.predict_batch
         if self.gan is not None and isinstance(predictor, Predictor):
@@ -196,6 +236,7 @@ class ServiceState:
         if not self.draining:
             log.info("draining: refusing new requests, finishing %d accepted ones", self.inflight)
         self.draining = True
+        self.drain.start(self.settings.drain_timeout_s)
         self.metrics.ready.set(0)
 
     async def wait_idle(self, timeout_s: float) -> bool:
@@ -208,18 +249,35 @@ class ServiceState:
             await asyncio.sleep(0.01)
         return True
 
-    async def shutdown(self) -> None:
-        """Drain, flush the metrics, stop the gate and the threads."""
+    async def drain_then_cut(self) -> None:
+        """Finish accepted requests until the drain deadline, then answer the rest 503.
+
+        What is cut: bodies still arriving, images still waiting to be decoded, inputs still
+        waiting for the device. A decode or forward pass already running is let finish.
+        """
         self.begin_drain()
+        if await self.wait_idle(self.drain.left_s()):
+            return
+        log.warning(
+            "drain timeout: answering the %d requests still unfinished with 503", self.inflight
+        )
+        self.drain.cut()
+        if self.gate is not None:
+            self.gate.shed(lambda: ShuttingDown("the server shut down before this ran"))
+        if not await self.wait_idle(_CUT_ANSWER_S):
+            log.warning("%d requests still unanswered after the cut", self.inflight)
+
+    async def shutdown(self) -> None:
+        """Drain (if SIGTERM has not already), flush the metrics, stop the gate and threads."""
         if self._loader is not None and not self._loader.done():
             self._loader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loader
-        if not await self.wait_idle(self.settings.drain_timeout_s):
-            log.warning("drain timed out with %d requests unanswered", self.inflight)
+        await self.drain_then_cut()
         if self.gate is not None:
             await self.gate.stop()
-        if self.cloudwatch is not None:
+        if self.cloudwatch is not None:  # within the second the drain leaves for exiting
+            self.cloudwatch.flush_timeout_s = min(self.cloudwatch.flush_timeout_s, 0.4)
             await self.cloudwatch.stop(flush=True)
         if self.preprocess_pool is not None:
             self.preprocess_pool.shutdown(wait=False, cancel_futures=True)
@@ -228,17 +286,25 @@ class ServiceState:
     # -- per request ----------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def accept(self) -> AsyncIterator[tuple[PredictorLike, DeviceGate]]:
-        """Admit one inference request (503 while loading or draining) and track it."""
+    async def accept(self, body_bytes: int) -> AsyncIterator[Accepted]:
+        """Admit one inference request of ``body_bytes`` bytes, before its body is read.
+
+        Raises:
+            ShuttingDown, ModelNotReady: 503.
+            Overloaded: the admission budget is full (429).
+        """
         if self.draining:
             raise ShuttingDown("the server is shutting down; retry on another instance", 1)
         if self.predictor is None or self.gate is None:
             raise ModelNotReady(self.not_ready_reason())
+        assert self.admission is not None and self.decoder is not None
+        ticket = self.admission.admit(1, body_bytes)
         self.inflight += 1
         self.metrics.inflight.inc()
         try:
-            yield self.predictor, self.gate
+            yield Accepted(self.predictor, self.gate, self.decoder, ticket)
         finally:
+            ticket.release()
             self.inflight -= 1
             self.metrics.inflight.dec()
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from service_fixtures import FakePredictor, run
 
-from service.gate import DeadlineExceeded, DeviceGate, GateResult, Overloaded
+from service.gate import DeadlineExceeded, DeviceGate, GateResult, Overloaded, TooManyInputs
 
 
 def job(marker: int) -> np.ndarray:
@@ -129,7 +129,7 @@ def test_several_inputs_are_admitted_all_or_none() -> None:
     async def main() -> tuple[int, list[GateResult]]:
         gate = make_gate(fake, max_queue=4)
         try:
-            with pytest.raises(Overloaded, match="exceed the queue size"):
+            with pytest.raises(TooManyInputs, match="exceed the queue size"):
                 await gate.submit_many([job(0)] * 5)
             depth = gate.depth
             return depth, await gate.submit_many([job(i) for i in range(4)])

@@ -1,0 +1,76 @@
+"""Reading a request's images: raw body or multipart fields, with the input budget in mind."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request
+from starlette.datastructures import UploadFile
+
+from service.settings import Settings
+
+__all__ = ["body_bytes", "read_images"]
+
+_ACCEPTED = (
+    "send multipart/form-data with an 'image' file field (curl -F image=@photo.jpg), "
+    "or the raw image bytes with an image/* Content-Type"
+)
+
+
+def body_bytes(request: Request, settings: Settings) -> int:
+    """What the body will cost the byte budget: its ``Content-Length``, or the body limit.
+
+    (The middleware has already refused a malformed or too large ``Content-Length``.)
+    """
+    length = request.headers.get("content-length", "")
+    return int(length) if length.isdigit() else settings.max_body_bytes
+
+
+async def read_images(request: Request, max_images: int) -> tuple[list[bytes], bool]:
+    """The image bytes in the request, and whether they came as ``images`` fields."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == "multipart/form-data":
+        return await _read_multipart(request, max_images)
+    if media.startswith("image/") or media == "application/octet-stream":
+        body = await request.body()
+        if not body:
+            raise HTTPException(400, f"the request body is empty: {_ACCEPTED}")
+        return [body], False
+    if not media:
+        raise HTTPException(415, f"the request has no Content-Type: {_ACCEPTED}")
+    raise HTTPException(415, f"unsupported Content-Type {media[:80]!r}: {_ACCEPTED}")
+
+
+async def _read_multipart(request: Request, max_images: int) -> tuple[list[bytes], bool]:
+    form = await request.form(max_files=max_images + 1, max_fields=max_images + 16)
+    try:
+        single, many = form.getlist("image"), form.getlist("images")
+        if single and many:
+            raise HTTPException(400, "send one 'image' field or several 'images' fields, not both")
+        if len(single) > 1:
+            raise HTTPException(
+                400, "several 'image' fields: send several photos as 'images' fields"
+            )
+        name, fields = ("images", many) if many else ("image", single)
+        if not fields:
+            got = ", ".join(repr(k[:40]) for k in sorted(set(form.keys()))[:10])
+            raise HTTPException(
+                422,
+                "the multipart body has no 'image' file field"
+                + (f" (it has {got})" if got else "")
+                + ": send the photo as -F image=@photo.jpg",
+            )
+        if len(fields) > max_images:
+            raise HTTPException(
+                400, f"{len(fields)} images in one request; the limit is {max_images}"
+            )
+        out = []
+        for field in fields:
+            if not isinstance(field, UploadFile):
+                raise HTTPException(
+                    400,
+                    f"the {name!r} field must be a file upload (curl -F {name}=@photo.jpg), "
+                    "not a text value",
+                )
+            out.append(await field.read())
+        return out, name == "images"
+    finally:
+        await form.close()

@@ -1,0 +1,218 @@
+"""Admission over the whole pipeline, over real HTTP: a real uvicorn server on loopback running the
+real app with a fake predictor whose ``preprocess`` really decodes (so decoding really costs)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import random
+import socket
+import string
+import threading
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from service_fixtures import FakePredictor, ThreadedServer, jpeg
+
+from service.app import create_app
+from service.settings import Settings
+
+
+def settings(**kw: Any) -> Settings:
+    return Settings(**{"max_batch_delay_ms": 0, "cloudwatch_enabled": False, **kw})
+
+
+class CountingPredictor(FakePredictor):
+    """The fake predictor, counting how many images it was asked to decode."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        super().__init__(delay_s)
+        self.decoded = 0
+
+    def preprocess(self, data: bytes) -> np.ndarray:
+        self.decoded += 1
+        return super().preprocess(data)
+
+
+def big_png() -> bytes:
+    """3.6 MP in 14 kB: about 0.1 s to decode here, nearly nothing to send."""
+    img = Image.new("RGB", (2_400, 1_500), (200, 30, 30))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def connect(srv: ThreadedServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_a_request_that_can_never_fit_gets_413_before_decoding() -> None:
+    fake = CountingPredictor()
+    app = create_app(settings(max_queue=8, max_images_per_request=16), predictor=fake)
+    with ThreadedServer(app) as srv:
+        files = [("images", (f"{i}.jpg", jpeg())) for i in range(9)]
+        r = httpx.post(f"{srv.url}/suggest", files=files, timeout=10)
+        assert r.status_code == 413, r.text
+        assert r.json()["detail"] == (
+            "9 images in one request can never fit: this server takes at most 8 at once; "
+            "send at most 8 per request"
+        )
+        assert "retry-after" not in r.headers
+        assert fake.decoded == 0 and fake.calls == 0
+        files = [("images", (f"{i}.jpg", jpeg())) for i in range(8)]
+        assert httpx.post(f"{srv.url}/suggest", files=files, timeout=10).status_code == 200
+
+
+def test_a_full_budget_refuses_at_once_before_reading_the_body() -> None:
+    fake = CountingPredictor()
+    app = create_app(settings(max_queue=1, body_read_timeout_s=5), predictor=fake)
+    with ThreadedServer(app) as srv, connect(srv) as slow, connect(srv) as late:
+        head = b"POST /suggest HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        slow.sendall(head + b"Content-Length: 1000\r\n\r\n" + b"\xff" * 10)  # holds the one slot
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        late.sendall(head + b"Content-Length: 5000\r\n\r\n")  # headers only: no body follows
+        answer = read_answer(late)
+        assert time.monotonic() - t0 < 2, "refused without waiting for the body"
+        assert answer.startswith(b"HTTP/1.1 429 "), answer[:200]
+        assert b"retry-after: " in answer.lower() and b"the server is busy" in answer
+        assert fake.decoded == 0
+
+
+def test_the_byte_budget_counts_bodies_being_read() -> None:
+    app = create_app(
+        settings(max_body_bytes=100_000, max_pending_bytes=150_000, body_read_timeout_s=5),
+        predictor=FakePredictor(),
+    )
+    with ThreadedServer(app) as srv, connect(srv) as slow, connect(srv) as late:
+        head = b"POST /suggest HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        slow.sendall(head + b"Content-Length: 90000\r\n\r\n" + b"\xff" * 10)
+        time.sleep(0.3)
+        late.sendall(head + b"Content-Length: 90000\r\n\r\n")
+        answer = read_answer(late)
+        assert answer.startswith(b"HTTP/1.1 429 ") and b"180,000 bytes" not in answer
+        assert b"(90,000 bytes) are already" in answer
+        r = httpx.post(f"{srv.url}/suggest", files={"image": ("x.jpg", jpeg())}, timeout=10)
+        assert r.status_code == 200, "a small body still fits beside the slow one"
+
+
+async def _clients(url: str, n: int, rounds: int, data: bytes) -> list[tuple[int, float]]:
+    limits = httpx.Limits(max_connections=n)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as c:
+
+        async def one() -> list[tuple[int, float]]:
+            out = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                r = await c.post("/suggest", files={"image": ("x.png", data, "image/png")})
+                out.append((r.status_code, time.perf_counter() - t0))
+            return out
+
+        return [x for xs in await asyncio.gather(*(one() for _ in range(n))) for x in xs]
+
+
+def test_decode_bound_overload_sheds_and_keeps_accepted_latency_bounded() -> None:
+    """16 clients sending pixel-heavy PNGs to one decode worker: a 0.3 s deadline holds."""
+    deadline = 0.3
+    fake = CountingPredictor()
+    app = create_app(
+        settings(queue_deadline_s=deadline, preprocess_workers=1, max_batch_size=8),
+        predictor=fake,
+    )
+    with ThreadedServer(app) as srv:
+        answers = asyncio.run(_clients(srv.url, 16, 3, big_png()))
+        codes = [code for code, _ in answers]
+        assert set(codes) <= {200, 429, 503}, codes
+        assert codes.count(200) >= 3 and codes.count(429) + codes.count(503) >= 16, codes
+        accepted = sorted(t for code, t in answers if code == 200)
+        batch_s = max(fake.batch_sizes) * 0.001 + 0.005  # the fake's forward pass: ~no time
+        slack = 0.25  # HTTP, the client and the server sharing 2 cores
+        assert accepted[-1] <= deadline + batch_s + slack, accepted[-5:]
+        assert fake.decoded < len(answers), "requests that could not start were not decoded"
+
+
+def test_a_many_image_request_does_not_hold_up_a_small_photo_behind_it() -> None:
+    deadline = 1.0
+    fake = CountingPredictor()
+    app = create_app(
+        settings(queue_deadline_s=deadline, preprocess_workers=1, max_images_per_request=16),
+        predictor=fake,
+    )
+    with ThreadedServer(app) as srv:
+        heavy = [("images", (f"{i}.png", big_png(), "image/png")) for i in range(16)]
+        result: dict[str, Any] = {}
+
+        def send_heavy() -> None:
+            result["heavy"] = httpx.post(f"{srv.url}/suggest", files=heavy, timeout=30)
+
+        thread = threading.Thread(target=send_heavy)
+        thread.start()
+        time.sleep(0.15)  # the 16 images are queued and decoding
+        t0 = time.monotonic()
+        small = httpx.post(f"{srv.url}/suggest", files={"image": ("s.jpg", jpeg())}, timeout=30)
+        waited = time.monotonic() - t0
+        thread.join(30)
+        assert small.status_code == 200, small.text
+        assert waited < 0.5, f"the small photo waited {waited:.2f} s behind the 16 images"
+        assert result["heavy"].status_code in (200, 503)
+
+
+def test_a_client_that_disconnects_mid_upload_is_not_a_server_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="service")
+    app = create_app(settings(), predictor=FakePredictor())
+    with ThreadedServer(app) as srv:
+        for _ in range(3):
+            with connect(srv) as s:
+                s.sendall(
+                    b"POST /suggest HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                    b"Content-Length: 100000\r\n\r\n" + b"\xff" * 1000
+                )
+                time.sleep(0.1)
+            time.sleep(0.2)
+        text = httpx.get(f"{srv.url}/metrics").text
+    assert 'emojinet_requests_total{endpoint="/suggest",method="POST",status="499"} 3.0' in text
+    assert 'status="500"' not in text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    gone = [r for r in caplog.records if "client disconnected" in r.getMessage()]
+    assert len(gone) == 3 and all(r.levelno == logging.INFO and not r.exc_info for r in gone)
+
+
+def random_method(rng: random.Random) -> bytes:
+    return "".join(rng.choices(string.ascii_uppercase, k=4000)).encode()
+
+
+def test_made_up_methods_do_not_grow_the_metrics() -> None:
+    app = create_app(settings(), predictor=FakePredictor())
+    rng = random.Random(0)
+    with ThreadedServer(app) as srv, httpx.Client(base_url=srv.url) as client:
+
+        def junk(n: int) -> None:
+            for _ in range(n):
+                with connect(srv) as s:
+                    s.sendall(random_method(rng) + b" /suggest HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert s.recv(65536).startswith(b"HTTP/1.1 405 ")
+
+        junk(1)  # the first one adds its series (and /metrics its own): the next 300 add none
+        client.get("/metrics")
+        before = len(client.get("/metrics").content)
+        junk(300)
+        text = client.get("/metrics").text
+    assert len(text.encode()) - before < 100, f"/metrics grew from {before} to {len(text)} bytes"
+    assert 'emojinet_requests_total{endpoint="/suggest",method="other",status="405"} 301.0' in text
