@@ -26,7 +26,11 @@ def require_api_key(
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """401 unless ``Authorization: Bearer <key>`` names a configured key (no keys: open)."""
+    """401 unless ``Authorization: Bearer <key>`` names a configured key (no keys: open).
+
+    Guards every endpoint that returns data: the inference endpoints, ``/model``, ``/emojis``
+    and ``/metrics`` (a Prometheus scrape sends the key as ``authorization.credentials``).
+    """
     keys = state.settings.api_keys
     if not keys:
         return

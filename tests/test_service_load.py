@@ -106,7 +106,7 @@ def test_a_failing_image_gets_500_and_the_rest_of_its_batch_is_answered() -> Non
         assert burst(srv.url, 2)[0].status_code == 200
 
 
-def test_api_keys_guard_suggest_only() -> None:
+def test_api_keys_guard_every_endpoint_that_returns_data() -> None:
     app = create_app(settings(api_keys=["k1", "k2"]), predictor=FakePredictor())
     with ThreadedServer(app) as srv, httpx.Client(base_url=srv.url) as c:
         files = {"image": ("x.jpg", jpeg())}
@@ -121,8 +121,12 @@ def test_api_keys_guard_suggest_only() -> None:
             c.post("/suggest", files=files, headers={"Authorization": "Bearer k2"}).status_code
             == 200
         )
-        for path in ("/healthz", "/readyz", "/metrics", "/model", "/emojis", "/docs"):
+        for path in ("/healthz", "/readyz", "/docs", "/"):  # probes, page, docs: open
             assert c.get(path).status_code == 200, path
+        for path in ("/metrics", "/model", "/emojis"):
+            r = c.get(path)
+            assert r.status_code == 401 and "Authorization: Bearer" in r.json()["detail"], path
+            assert c.get(path, headers={"Authorization": "Bearer k1"}).status_code == 200, path
 
 
 def test_readyz_is_503_when_the_model_cannot_load(tmp_path: pytest.TempPathFactory) -> None:

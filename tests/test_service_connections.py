@@ -1,0 +1,181 @@
+"""``emojinet serve`` as the container runs it (a subprocess, a tiny real model, loopback):
+silent and malformed connections, security headers, settings refused at start, SIGTERM with a
+stalled upload."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import ValidationError
+from service_fixtures import REPO, ServerProcess, tiny_release
+
+from service.settings import Settings
+
+__all__ = ["tiny_release"]  # fixture used below
+
+pytestmark = pytest.mark.slow
+
+
+def env_for(release: Path, **extra: str) -> dict[str, str]:
+    return {
+        "EMOJINET_MODEL": str(release),
+        "EMOJINET_BACKEND": "torch",
+        "EMOJINET_DEVICE": "cpu",
+        **{f"EMOJINET_{k.upper()}": v for k, v in extra.items()},
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tiny_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = env_for(tiny_release, max_connections="8", header_timeout_s="1")
+    srv = ServerProcess(env, tmp_path_factory.mktemp("logs") / "server.log").wait_ready()
+    yield srv
+    srv.stop()
+
+
+def connect(srv: ServerProcess) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_silent_connections_are_closed_so_health_checks_get_through(
+    server: ServerProcess,
+) -> None:
+    silent = [connect(server) for _ in range(8)]  # as many as EMOJINET_MAX_CONNECTIONS
+    try:
+        time.sleep(1.5)  # past EMOJINET_HEADER_TIMEOUT_S
+        assert all(read_all(s) == b"" for s in silent), "the server closes them, answering nothing"
+        r = httpx.get(f"{server.url}/healthz", timeout=5)
+        assert r.status_code == 200, r.text
+    finally:
+        for s in silent:
+            s.close()
+
+
+def test_headers_that_never_finish_get_a_json_408(server: ServerProcess) -> None:
+    with connect(server) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        t0 = time.monotonic()
+        answer = read_all(s)
+    assert 0.8 < time.monotonic() - t0 < 5
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ") and b"content-type: application/json" in head
+    assert json.loads(body)["detail"] == "the request headers did not arrive within 1 s"
+
+
+def test_malformed_http_gets_a_json_400(server: ServerProcess) -> None:
+    with connect(server) as s:
+        s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        head, _, body = read_all(s).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head
+    assert json.loads(body)["detail"].startswith("malformed HTTP request")
+
+
+def test_every_answer_carries_nosniff_and_a_csp(server: ServerProcess) -> None:
+    for path in ("/", "/static/index.html", "/healthz", "/suggestions"):
+        r = httpx.get(server.url + path, timeout=5)
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert "default-src 'self'" in r.headers["content-security-policy"], path
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (" ", "it is set but holds no key"),
+        ("", "it is set but holds no key"),
+        ("[]", "it is set but holds no key"),
+        (" , ", "it is set but holds no key"),
+        ("[", "not a valid JSON list"),
+        ("good-key,bad key", "key(s) number 2 cannot be sent as 'Authorization: Bearer <key>'"),
+    ],
+)
+def test_blank_or_malformed_api_keys_are_refused(
+    value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMOJINET_API_KEYS", value)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Settings()
+
+
+def test_serve_refuses_to_start_with_blank_api_keys() -> None:
+    env = {**os.environ, "EMOJINET_API_KEYS": " ", "EMOJINET_PORT": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "emojinet", "serve"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (
+        "emojinet serve: EMOJINET_API_KEYS: it is set but holds no key: give comma-separated "
+        "keys, or unset EMOJINET_API_KEYS to run without authentication\n"
+    )
+
+
+def test_sigterm_with_a_stalled_upload_exits_within_the_drain_timeout(
+    tiny_release: Path, tmp_path: Path
+) -> None:
+    drain_s = 2.0
+    env = env_for(tiny_release, drain_timeout_s=str(drain_s))
+    srv = ServerProcess(env, tmp_path / "server.log").wait_ready()
+    answer: list[bytes] = []
+    try:
+        sock = connect(srv)
+        sock.sendall(
+            b"POST /suggest HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+            b"Content-Length: 1000\r\n\r\n"
+        )
+
+        def trickle() -> None:  # one byte every 0.5 s, never stalling long enough for a 408
+            try:
+                while True:
+                    sock.sendall(b"\xff")
+                    time.sleep(0.5)
+            except OSError:
+                pass
+
+        def read() -> None:
+            answer.append(read_all(sock))
+
+        threading.Thread(target=trickle, daemon=True).start()
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        code = srv.proc.wait(30)
+        took = time.monotonic() - t0
+        reader.join(10)
+        sock.close()
+    finally:
+        srv.stop()
+    assert took <= drain_s + 1.0, f"exited {took:.1f} s after SIGTERM"
+    assert code in (0, -signal.SIGTERM)
+    head, _, body = answer[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), answer[0][:300]
+    assert b"connection: close" in head.lower() and b"retry-after: " in head.lower()
+    assert "shut down before the request body arrived" in json.loads(body)["detail"]
+    log = srv.log()
+    assert "Traceback" not in log and "Exception in ASGI" not in log, log
