@@ -196,6 +196,20 @@ def test_too_large_photo_says_so(desktop: Any) -> None:
     assert "too large" in desktop.locator("#error-text").inner_text()
 
 
+def test_unsupported_format_and_absurd_shape_say_what_to_send(desktop: Any) -> None:
+    from test_decode_limits import psd, strip_png
+
+    upload(desktop, "layers.psd", psd(), "image/vnd.adobe.photoshop")
+    desktop.wait_for_selector("#error:not([hidden])")
+    text = desktop.locator("#error-text").inner_text()
+    assert "doesn't read that kind of file: send a JPEG, PNG" in text
+    assert "The server said: the file looks like a PSD image" in text
+    assert desktop.locator("#retry").is_hidden()
+    upload(desktop, "strip.png", strip_png(4000), "image/png")
+    expect(desktop.locator("#error-text")).to_contain_text("too long and thin")
+    expect(desktop.locator("#error-text")).to_contain_text("a 4,000:1 strip")
+
+
 def test_overloaded_server_is_retried_after_retry_after(desktop: Any, photo: bytes) -> None:
     refused: list[float] = []
 

@@ -98,9 +98,10 @@ function explain(err) {
   const said = ` The server said: ${err.detail.replace(/\.$/, "")}.`;
   switch (err.status) {
     case 413:
-      return `That photo is too large for this server. Try a smaller or resized copy.${said}`;
-    case 400:
+      return `That photo is too large (or too long and thin) for this server. Try a smaller, resized or cropped copy.${said}`;
     case 415:
+      return `This server doesn't read that kind of file: send a JPEG, PNG, GIF, WebP, BMP or TIFF photo.${said}`;
+    case 400:
       return `That file doesn't look like an image this server can read.${said}`;
     case 429:
     case 503:
