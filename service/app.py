@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from emojinet import __version__
+from service.admission import Admission
 from service.drain import Drain
 from service.errors import install_error_handlers
 from service.metrics import ServiceMetrics
@@ -55,11 +56,17 @@ def create_app(
     settings = settings or Settings()
     metrics = ServiceMetrics()
     drain = Drain()  # the shutdown clock: the state runs it, the middleware cuts slow bodies
+    # The admission budget: the middleware admits, the state sizes and observes it.
+    admission = Admission(max_inputs=settings.max_queue, max_bytes=settings.max_pending_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState(
-            settings, metrics=metrics, on_load_failure=on_load_failure, drain=drain
+            settings,
+            metrics=metrics,
+            on_load_failure=on_load_failure,
+            drain=drain,
+            admission=admission,
         )
         app.state.service = state
         await state.start(predictor)
@@ -82,6 +89,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         body_read_timeout_s=settings.body_read_timeout_s,
         drain=drain,
+        admission=admission,
     )
     install_error_handlers(app)
     app.include_router(router)

@@ -2,13 +2,15 @@
 
 At most ``workers`` images decode at once. The others wait, and a free slot goes to the requests
 in turn (round-robin), so one request with 16 large images cannot make a small photo sent just
-after it wait for all 16. The queue deadline counts
-from the moment a request's body is in, so it covers waiting for a decode slot, decoding and
-waiting for the device: an image that cannot start decoding by the deadline is dropped without
-costing anything more (:class:`~service.refusals.DeadlineExceeded`, 503). A large image (1 MP or
-more) whose decode, at the per-pixel cost measured so far for its format, plus the expected wait
-for the device, would end after the deadline is dropped before decoding too: otherwise its work
-would be thrown away by the device gate.
+after it wait for all 16. The queue deadline counts from the moment a request's body is in, so
+it covers waiting for a slot, decoding and waiting for the device. Work that cannot be done in
+time is refused before it costs anything (:class:`~service.refusals.DeadlineExceeded`, 503):
+
+- a request whose images, read from their headers and priced at the per-pixel cost measured so
+  far for their format, would finish decoding after the deadline given the work ahead of them;
+- an image that could not start decoding by the deadline;
+- a large image (1 MP or more) whose decode would end after the deadline, when other images
+  are waiting for its slot (otherwise the device gate would throw its work away).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emojinet.errors import ImageTooLargeError, InvalidImageError
-from emojinet.preprocess import probe_image
+from emojinet.preprocess import ImageHeader, probe_image
 from service.drain import Drain
 from service.refusals import DeadlineExceeded, GateObserver, ShuttingDown
 
@@ -34,23 +36,36 @@ __all__ = ["DecodeStage"]
 Array = npt.NDArray[np.float32]
 Preprocess = Callable[[bytes], Array]
 
-_LARGE = 1_000_000  # pixels; smaller images are cheap enough to always try
-_PRIOR_S_PER_PIXEL = 25e-9  # a 40 MP PNG decodes in about 0.8 s here; measured costs replace it
+_LARGE = 1_000_000  # pixels; smaller images are cheap enough to always try once started
+# Optimistic on purpose (a 40 MP PNG takes 0.7-0.8 s on the 2-core dev machine): a cost that is
+# too high would refuse the decodes that would correct it. A measured cost relaxes back towards
+# it with this half-life, so a cost measured on a briefly overloaded machine is tried again.
+_PRIOR_S_PER_PIXEL = 12e-9
+_HALF_LIFE_S = 10.0
 
 
 class _FairSlots:
-    """``workers`` slots handed out round-robin between requests (each a ``key``)."""
+    """``workers`` slots handed out round-robin between requests (each a ``key``).
+
+    Each waiter carries its predicted cost, so :meth:`round_s` can tell how much work one turn
+    of the round-robin holds.
+    """
 
     def __init__(self, workers: int) -> None:
         self.free = workers
-        self._waiting: OrderedDict[int, deque[asyncio.Future[None]]] = OrderedDict()
+        self._waiting: OrderedDict[int, deque[tuple[asyncio.Future[None], float]]] = OrderedDict()
 
-    async def acquire(self, key: int) -> None:
+    def round_s(self) -> float:
+        """Predicted seconds of the next image of every request waiting for a slot."""
+        return sum(queue[0][1] for queue in self._waiting.values())
+
+    async def acquire(self, key: int, cost_s: float) -> None:
         if self.free and not self._waiting:
             self.free -= 1
             return
         got: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(key, deque()).append(got)
+        entry = (got, cost_s)
+        self._waiting.setdefault(key, deque()).append(entry)
         try:
             await got
         except BaseException:
@@ -58,8 +73,8 @@ class _FairSlots:
                 self.release()  # handed a slot just as the wait ended: pass it on
             else:
                 queue = self._waiting.get(key)
-                if queue is not None and got in queue:
-                    queue.remove(got)
+                if queue is not None and entry in queue:
+                    queue.remove(entry)
                     if not queue:
                         del self._waiting[key]
             raise
@@ -67,7 +82,7 @@ class _FairSlots:
     def release(self) -> None:
         while self._waiting:
             key, queue = next(iter(self._waiting.items()))
-            got = queue.popleft()
+            got, _ = queue.popleft()
             if queue:
                 self._waiting.move_to_end(key)  # this request goes to the back of the line
             else:
@@ -104,12 +119,32 @@ class DecodeStage:
         self._drain = drain or Drain()
         self._slots = _FairSlots(workers)
         self._keys = itertools.count()
+        self.workers = workers
         self.max_pixels = max_pixels
         self.expected_device_wait_s = expected_device_wait_s
         self.observers = list(observers)
         self.waiting = 0  # images waiting for a slot
-        self.running = 0  # images decoding now
-        self._s_per_pixel: dict[str, float] = {}
+        self._running_ends: dict[int, float] = {}  # image → predicted end of its decode
+        self._measured: dict[str, tuple[float, float]] = {}  # format → (s per pixel, when)
+
+    @property
+    def running(self) -> int:
+        """Images decoding now."""
+        return len(self._running_ends)
+
+    def cost_s(self, header: ImageHeader) -> float:
+        """Predicted seconds to decode an image, from its header."""
+        return header.pixels * self._s_per_pixel(header.format)
+
+    def _s_per_pixel(self, fmt: str) -> float:
+        rate, when = self._measured.get(fmt, (_PRIOR_S_PER_PIXEL, 0.0))
+        weight: float = 0.5 ** ((time.perf_counter() - when) / _HALF_LIFE_S)
+        return _PRIOR_S_PER_PIXEL + (rate - _PRIOR_S_PER_PIXEL) * weight
+
+    def _learn(self, fmt: str, s_per_pixel: float) -> None:
+        """From a worker thread: one dict entry written at once (a lost update costs nothing)."""
+        rate = 0.7 * self._s_per_pixel(fmt) + 0.3 * s_per_pixel
+        self._measured[fmt] = (rate, time.perf_counter())
 
     async def decode_all(
         self, preprocess: Preprocess, images: Sequence[bytes], deadline: float, *, multi: bool
@@ -118,31 +153,73 @@ class DecodeStage:
 
         Errors about one image of several name it (``images[2]: ...``).
         """
+        headers = await asyncio.to_thread(self._probe_all, images, multi)
+        costs = [self.cost_s(h) for h in headers]
+        self._check_in_time(costs, deadline)
         key = next(self._keys)
         tasks = [
-            asyncio.ensure_future(self.decode(preprocess, data, deadline, key)) for data in images
+            asyncio.ensure_future(self._decode(preprocess, data, h, c, deadline, key))
+            for data, h, c in zip(images, headers, costs, strict=True)
         ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
             for task in tasks:
                 task.cancel()  # no-op for finished ones; waiting ones never start
-        errors = [(i, t.exception()) for i, t in enumerate(tasks) if t.done() and not t.cancelled()]
-        for i, exc in errors:
+        for i, task in enumerate(tasks):
+            exc = task.exception() if task.done() and not task.cancelled() else None
             if isinstance(exc, (InvalidImageError, ImageTooLargeError)) and multi:
                 raise type(exc)(f"images[{i}]: {exc}") from exc
             if exc is not None:
                 raise exc
         return [t.result() for t in tasks]
 
-    async def decode(
-        self, preprocess: Preprocess, data: bytes, deadline: float, key: int | None = None
+    def _probe_all(self, images: Sequence[bytes], multi: bool) -> list[ImageHeader]:
+        """Every header (in a thread: a hostile header may take a few milliseconds to parse)."""
+        headers = []
+        for i, data in enumerate(images):
+            try:
+                headers.append(probe_image(data, max_pixels=self.max_pixels))
+            except (InvalidImageError, ImageTooLargeError) as exc:
+                if multi:
+                    raise type(exc)(f"images[{i}]: {exc}") from exc
+                raise
+        return headers
+
+    def _check_in_time(self, costs: list[float], deadline: float) -> None:
+        """503 now if the work ahead (what runs, and one round of the others) and this request's
+        cannot be done by the deadline. An idle stage always tries: nothing else would wait."""
+        now = time.perf_counter()
+        running_s = sum(max(0.0, end - now) for end in self._running_ends.values())
+        queued_s = self._slots.round_s()
+        if not (running_s or queued_s):
+            return
+        slot_wait = 0.0 if self._slots.free and not queued_s else running_s + queued_s
+        own = sum(costs) / min(len(costs), self.workers)
+        finish = now + slot_wait / self.workers + own + self.expected_device_wait_s()
+        if finish <= deadline:
+            return
+        self._dropped()
+        raise DeadlineExceeded(
+            f"the server is busy: decoding this request's images would end about "
+            f"{finish - now:.1f} s from now, after its {deadline - now:.1f} s queue deadline, "
+            "so nothing was decoded; retry after the Retry-After delay"
+        )
+
+    async def _decode(
+        self,
+        preprocess: Preprocess,
+        data: bytes,
+        header: ImageHeader,
+        cost_s: float,
+        deadline: float,
+        key: int,
     ) -> Array:
         """One image of request ``key``; ``deadline`` is a ``time.perf_counter()`` value."""
         self.waiting += 1
         try:
             async with self._drain.cuttable(max(deadline - time.perf_counter(), 0.0)):
-                await self._slots.acquire(next(self._keys) if key is None else key)
+                await self._slots.acquire(key, cost_s)
         except TimeoutError:
             if self._drain.cut_done:
                 raise ShuttingDown("the server shut down before this image was decoded") from None
@@ -153,40 +230,41 @@ class DecodeStage:
             ) from None
         finally:
             self.waiting -= 1
-        self.running += 1
-        job = functools.partial(
-            self._run, preprocess, data, deadline, self.expected_device_wait_s()
-        )
+        token = next(self._keys)
+        self._running_ends[token] = time.perf_counter() + cost_s
+        wait_s = self.expected_device_wait_s()
+        job = functools.partial(self._run, preprocess, data, header, deadline, wait_s)
         try:
             future = asyncio.get_running_loop().run_in_executor(self._executor, job)
         except BaseException:
-            self._free(None)
+            self._free(token, None)
             raise
         # The slot stays taken until the thread is done, even if this request is cancelled.
-        future.add_done_callback(self._free)
+        future.add_done_callback(functools.partial(self._free, token))
         try:
             return await asyncio.shield(future)
         except DeadlineExceeded:
             self._dropped()
             raise
 
-    def _free(self, future: asyncio.Future[Array] | None) -> None:
+    def _free(self, token: int, future: asyncio.Future[Array] | None) -> None:
         if future is not None and not future.cancelled():
             future.exception()  # retrieved: no "never retrieved" log if the caller left
-        self.running -= 1
+        del self._running_ends[token]
         self._slots.release()
 
     def _dropped(self) -> None:
         for obs in self.observers:
             obs.rejected("deadline")
 
-    def _run(self, preprocess: Preprocess, data: bytes, deadline: float, wait_s: float) -> Array:
-        """In a worker thread: read the header, skip hopeless work, decode, learn the cost."""
-        header = probe_image(data, max_pixels=self.max_pixels)
-        rate = self._s_per_pixel.get(header.format, _PRIOR_S_PER_PIXEL)
+    def _run(
+        self, preprocess: Preprocess, data: bytes, header: ImageHeader, deadline: float, wait: float
+    ) -> Array:
+        """In a worker thread: skip hopeless work, decode, learn the cost."""
         large = header.pixels >= _LARGE
         started = time.perf_counter()
-        cost = header.pixels * rate + wait_s if large else 0.0
+        # Skip work that would come too late, when others are waiting to use this slot.
+        cost = self.cost_s(header) + wait if large and self.waiting else 0.0
         if started + cost > deadline:
             raise DeadlineExceeded(
                 f"the server is busy: the {header.width}x{header.height} image would not be "
@@ -194,7 +272,6 @@ class DecodeStage:
                 "Retry-After delay"
             )
         out = preprocess(data)
-        if large:  # a thread writes one dict entry: a lost update costs nothing
-            seconds = time.perf_counter() - started
-            self._s_per_pixel[header.format] = 0.7 * rate + 0.3 * seconds / header.pixels
+        if large:
+            self._learn(header.format, (time.perf_counter() - started) / header.pixels)
         return out

@@ -407,9 +407,10 @@ class DeviceGate:
         if not job.future.done():
             job.future.set_exception(
                 DeadlineExceeded(
-                    f"the request waited {waited * 1000:.0f} ms for the model and could not start "
-                    f"within the {self.queue_deadline_s * 1000:.0f} ms queue deadline, so it was "
-                    "not run; retry after the Retry-After delay",
+                    "the request could not start on the model within its "
+                    f"{self.queue_deadline_s * 1000:.0f} ms queue deadline (it waited "
+                    f"{waited * 1000:.0f} ms for the model itself), so it was not run; "
+                    "retry after the Retry-After delay",
                     self.retry_after_s(),
                 )
             )

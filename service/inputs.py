@@ -5,14 +5,21 @@ from __future__ import annotations
 from fastapi import HTTPException, Request
 from starlette.datastructures import UploadFile
 
+from service.admission import Ticket
 from service.settings import Settings
 
-__all__ = ["body_bytes", "read_images"]
+__all__ = ["body_bytes", "read_images", "ticket_of"]
 
 _ACCEPTED = (
     "send multipart/form-data with an 'image' file field (curl -F image=@photo.jpg), "
     "or the raw image bytes with an image/* Content-Type"
 )
+
+
+def ticket_of(request: Request) -> Ticket | None:
+    """The admission ticket the request middleware took for this request, if it did."""
+    ticket: Ticket | None = getattr(request.state, "admission_ticket", None)
+    return ticket
 
 
 def body_bytes(request: Request, settings: Settings) -> int:

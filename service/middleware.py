@@ -1,12 +1,16 @@
-"""One pure-ASGI middleware for every request: request id, body limits, metrics, security
-headers, last-resort 500.
+"""One pure-ASGI middleware for every request: request id, body limits, admission, metrics,
+security headers, last-resort 500.
 
 Body limits are enforced *before* a body is read whole: a ``Content-Length`` over the limit is
 answered 413 without reading a byte of it, and a chunked body is counted as it streams in and
-refused the moment it crosses the limit. A client that stops sending its body for
-``body_read_timeout_s`` gets 408; one still sending when the shutdown drain ends gets 503. A
-client that disconnects before its body is in is counted as status 499 and logged in one INFO
-line: it is not a server error. (Slow or missing *headers* are cut by :mod:`service.protocol`.)
+refused the moment it crosses the limit. Inference requests are admitted here too
+(:mod:`service.admission`), so a refusal (429) costs a header block and never reaches routing,
+dependencies or the body: a flood of refused clients leaves the event loop to the work.
+
+A client that stops sending its body for ``body_read_timeout_s`` gets 408; one still sending
+when the shutdown drain ends gets 503. A client that disconnects before its body is in is
+counted as status 499 and logged in one INFO line: it is not a server error. (Slow or missing
+*headers* are cut by :mod:`service.protocol`.)
 """
 
 from __future__ import annotations
@@ -22,16 +26,19 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.admission import Admission
 from service.drain import Drain
 from service.errors import BodyReadTimeoutError, BodyTooLargeError
 from service.metrics import ServiceMetrics
-from service.refusals import ShuttingDown
+from service.refusals import Overloaded, ShuttingDown
 
-__all__ = ["CLIENT_CLOSED", "PAGE_CSP", "RequestMiddleware"]
+__all__ = ["ADMITTED_PATHS", "CLIENT_CLOSED", "PAGE_CSP", "RequestMiddleware"]
 
 log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# The POST endpoints that take images; the middleware admits them before they are routed.
+ADMITTED_PATHS = frozenset({"/suggest", "/distribution"})
 # nginx's code for "the client closed the connection before the answer": metrics only.
 CLIENT_CLOSED = 499
 # Every answer that sets no policy of its own gets the web page's (the page and its static files
@@ -55,12 +62,14 @@ class RequestMiddleware:
         max_body_bytes: int,
         body_read_timeout_s: float,
         drain: Drain | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.body_read_timeout_s = body_read_timeout_s
         self.drain = drain or Drain()
+        self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,6 +83,7 @@ class RequestMiddleware:
         scope.setdefault("state", {})["request_id"] = rid
         status = 500
         response_started = False
+        endpoint: str | None = None  # known before routing for admitted paths
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, response_started
@@ -88,7 +98,12 @@ class RequestMiddleware:
             if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
                 await self._reject(send_wrapper, length)
                 return
-            await self.app(scope, self._limited(receive), send_wrapper)
+            if scope["method"] == "POST" and scope["path"] in ADMITTED_PATHS:
+                endpoint = scope["path"]
+                nbytes = self.max_body_bytes if length is None else int(length)
+                await self._admitted(scope, receive, send_wrapper, nbytes)
+            else:
+                await self.app(scope, self._limited(receive), send_wrapper)
         except (_ClientGone, ClientDisconnect):
             status = CLIENT_CLOSED
             log.info(
@@ -113,10 +128,27 @@ class RequestMiddleware:
             )
         finally:
             route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
+            endpoint = getattr(route, "path", None) or endpoint or "unmatched"
             self.metrics.observe_request(
                 endpoint, str(scope.get("method", "")), status, time.perf_counter() - started
             )
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send, nbytes: int) -> None:
+        """Run an inference request if the admission budget has room, else answer 429 now."""
+        if self.admission is None:
+            await self.app(scope, self._limited(receive), send)
+            return
+        try:
+            ticket = self.admission.admit(1, nbytes)
+        except Overloaded as exc:
+            retry = {"retry-after": str(exc.retry_after_s)}
+            await _send_json(send, 429, {"detail": str(exc)}, headers=retry)
+            return
+        scope["state"]["admission_ticket"] = ticket
+        try:
+            await self.app(scope, self._limited(receive), send)
+        finally:
+            ticket.release()
 
     async def _reject(self, send: Send, length: str) -> None:
         if not length.isdigit():
@@ -181,10 +213,18 @@ def _printable(method: object) -> str:
     return text if len(text) <= 20 else f"{text[:20]}… ({len(text)} chars)"
 
 
-async def _send_json(send: Send, status: int, body: dict[str, str], *, close: bool = False) -> None:
+async def _send_json(
+    send: Send,
+    status: int,
+    body: dict[str, str],
+    *,
+    close: bool = False,
+    headers: dict[str, str] | None = None,
+) -> None:
     data = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    head += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+        head.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": data})

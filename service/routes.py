@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from emojinet.sampling import sample_distribution
 from service.deps import Authorized, StateDep
 from service.gate import GateResult
-from service.inputs import body_bytes, read_images
+from service.inputs import body_bytes, read_images, ticket_of
 from service.schemas import (
     DistributionResponse,
     EmojiCount,
@@ -94,7 +94,7 @@ async def suggest(
         state.cloudwatch.count_request()
     settings = state.settings
     # Admitted (or refused 429/503) before a byte of the body is read.
-    async with state.accept(body_bytes(request, settings)) as work:
+    async with state.accept(ticket_of(request), body_bytes(request, settings)) as work:
         predictor = work.predictor
         images, multi = await read_images(request, settings.max_images_per_request)
         work.ticket.resize(len(images))  # 413 if they could never fit, 429 if not now
@@ -146,7 +146,7 @@ async def distribution(
     if state.cloudwatch is not None:
         state.cloudwatch.count_request()
     settings = state.settings
-    async with state.accept(body_bytes(request, settings)) as work:
+    async with state.accept(ticket_of(request), body_bytes(request, settings)) as work:
         predictor = work.predictor
         gan = state.gan
         if head == "gan" and gan is None:  # before reading the body or using the device

@@ -81,7 +81,7 @@ class ServiceState:
     on_load_failure: Callable[[], None] | None = None
     preprocess_pool: ThreadPoolExecutor | None = None
     decoder: DecodeStage | None = None
-    admission: Admission | None = None
+    admission: Admission | None = None  # given by the app: the request middleware admits
     drain: Drain = field(default_factory=Drain)  # shared with the request middleware
     _loader: asyncio.Task[None] | None = None
 
@@ -186,12 +186,10 @@ class ServiceState:
         """The admission budget and the decode stage in front of the gate."""
         s = self.settings
         assert self.preprocess_pool is not None
-        self.admission = Admission(
-            max_inputs=s.max_queue,
-            max_bytes=s.max_pending_bytes,
-            retry_after_s=lambda: self.gate.retry_after_s() if self.gate is not None else 1,
-            observers=self._observers(),
-        )
+        if self.admission is None:
+            self.admission = Admission(max_inputs=s.max_queue, max_bytes=s.max_pending_bytes)
+        self.admission.retry_after_s = lambda: self.gate.retry_after_s() if self.gate else 1
+        self.admission.observers = self._observers()
         self.decoder = DecodeStage(
             self.preprocess_pool,
             workers=s.preprocess_workers,
@@ -286,8 +284,11 @@ class ServiceState:
     # -- per request ----------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def accept(self, body_bytes: int) -> AsyncIterator[Accepted]:
-        """Admit one inference request of ``body_bytes`` bytes, before its body is read.
+    async def accept(self, ticket: Ticket | None, body_bytes: int) -> AsyncIterator[Accepted]:
+        """Take an inference request in, before its body is read.
+
+        ``ticket`` is its share of the admission budget when the request middleware has already
+        admitted it (the cheap path for refusals); otherwise it is admitted here.
 
         Raises:
             ShuttingDown, ModelNotReady: 503.
@@ -298,7 +299,7 @@ class ServiceState:
         if self.predictor is None or self.gate is None:
             raise ModelNotReady(self.not_ready_reason())
         assert self.admission is not None and self.decoder is not None
-        ticket = self.admission.admit(1, body_bytes)
+        ticket = ticket or self.admission.admit(1, body_bytes)
         self.inflight += 1
         self.metrics.inflight.inc()
         try:

@@ -111,13 +111,15 @@ def test_the_byte_budget_counts_bodies_being_read() -> None:
         assert r.status_code == 200, "a small body still fits beside the slow one"
 
 
-async def _clients(url: str, n: int, rounds: int, data: bytes) -> list[tuple[int, float]]:
+async def _clients(url: str, n: int, seconds: float, data: bytes) -> list[tuple[int, float]]:
+    """``n`` clients sending one request after another (at once after a refusal) for ``seconds``."""
     limits = httpx.Limits(max_connections=n)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as c:
 
         async def one() -> list[tuple[int, float]]:
             out = []
-            for _ in range(rounds):
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
                 t0 = time.perf_counter()
                 r = await c.post("/suggest", files={"image": ("x.png", data, "image/png")})
                 out.append((r.status_code, time.perf_counter() - t0))
@@ -127,18 +129,18 @@ async def _clients(url: str, n: int, rounds: int, data: bytes) -> list[tuple[int
 
 
 def test_decode_bound_overload_sheds_and_keeps_accepted_latency_bounded() -> None:
-    """16 clients sending pixel-heavy PNGs to one decode worker: a 0.3 s deadline holds."""
-    deadline = 0.3
+    """16 clients sending pixel-heavy PNGs to one decode worker: a 0.5 s deadline holds."""
+    deadline = 0.5
     fake = CountingPredictor()
     app = create_app(
         settings(queue_deadline_s=deadline, preprocess_workers=1, max_batch_size=8),
         predictor=fake,
     )
     with ThreadedServer(app) as srv:
-        answers = asyncio.run(_clients(srv.url, 16, 3, big_png()))
+        answers = asyncio.run(_clients(srv.url, 16, 2.0, big_png()))
         codes = [code for code, _ in answers]
         assert set(codes) <= {200, 429, 503}, codes
-        assert codes.count(200) >= 3 and codes.count(429) + codes.count(503) >= 16, codes
+        assert codes.count(200) >= 2 and codes.count(429) + codes.count(503) >= 16, codes
         accepted = sorted(t for code, t in answers if code == 200)
         batch_s = max(fake.batch_sizes) * 0.001 + 0.005  # the fake's forward pass: ~no time
         slack = 0.25  # HTTP, the client and the server sharing 2 cores
