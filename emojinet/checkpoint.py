@@ -75,34 +75,27 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
 
 def _skeleton(cfg: EmojiNetConfig, vocab: Vocabulary, state: dict[str, torch.Tensor]) -> EmojiNet:
     """The model's architecture with no pretrained weights, ready for ``load_state_dict(state)``."""
-
-    model = _bare(cfg, vocab)
-    head_weight = state.get("backbone.imagenet_head.weight")
-    if head_weight is not None:  # the ImageNet classifier travels with pretrained backbones
-        from torch import nn
-
-        model.backbone.imagenet_head = nn.Linear(head_weight.shape[1], head_weight.shape[0])
-    return model
-
-
-def _bare(cfg: EmojiNetConfig, vocab: Vocabulary) -> EmojiNet:
     from dataclasses import replace
 
-    if cfg.head == "zeroshot":
-        from torch import nn
+    from torch import nn
 
-        from emojinet.zeroshot import NUM_CLASSES, ZeroShotHead, ZeroShotParams
+    if cfg.head != "zeroshot":
+        model = build_model(replace(cfg, weights="none"), vocab)
+    else:
+        from emojinet.zeroshot import ZeroShotHead
 
         model = build_model(replace(cfg, head="linear", weights="none"), vocab)
-        model.head = ZeroShotHead(
-            nn.Linear(model.backbone.num_features, NUM_CLASSES),
-            torch.zeros(NUM_CLASSES, len(vocab)),
-            torch.zeros(len(vocab)),
-            prior_weight=ZeroShotParams().prior_weight,
+        visual = state.get("head.visual")
+        model.head = ZeroShotHead.skeleton(
+            model.backbone.num_features,
+            len(vocab),
+            visual=visual is not None and visual.ndim == 2 and visual.shape[1] > 0,
         )
         model.cfg = cfg
-        return model
-    return build_model(replace(cfg, weights="none"), vocab)
+    head_weight = state.get("backbone.imagenet_head.weight")
+    if head_weight is not None:  # the ImageNet classifier travels with pretrained backbones
+        model.backbone.imagenet_head = nn.Linear(head_weight.shape[1], head_weight.shape[0])
+    return model
 
 
 def _load_state(model: EmojiNet, state: dict[str, torch.Tensor], source: Path) -> None:

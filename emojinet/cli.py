@@ -21,6 +21,11 @@ log = logging.getLogger("emojinet")
 # Modules that add subcommands: each has ``register(subparsers)``, setting ``func`` on its parsers.
 _PLUGINS = ("training.cli", "service.cli", "emojinet.gallery_cli")
 
+VOCAB_HELP = (
+    "built-in model vocabulary: all (every current emoji; the default), "
+    "default (the 500 most used) or a vocabulary file"
+)
+
 
 def _cmd_suggest(args: argparse.Namespace) -> int:
     from emojinet.predictor import Predictor
@@ -149,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", default=None, help="release artifact or checkpoint (default: built-in)"
     )
-    p.add_argument("--vocab", default=None, help="zero-shot vocabulary: default, all or a file")
+    p.add_argument("--vocab", default=None, help=VOCAB_HELP)
     p.add_argument("--atol", type=float, default=1e-4)
     p.set_defaults(func=_cmd_export)
 
@@ -163,7 +168,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", default=None, help="release artifact or checkpoint (default: built-in)"
     )
-    p.add_argument("--vocab", default=None, help="zero-shot vocabulary: default, all or a file")
+    p.add_argument("--vocab", default=None, help=VOCAB_HELP)
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="torch")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument(

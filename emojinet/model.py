@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 import torch
@@ -116,7 +116,7 @@ def build_model(cfg: EmojiNetConfig, vocab: Vocabulary | None = None) -> EmojiNe
     backbone = get_backbone(cfg.backbone, weights=cfg.weights)
     head: nn.Module
     if cfg.head == "zeroshot":
-        from emojinet.zeroshot import ZeroShotHead
+        from emojinet.zeroshot import ZeroShotHead, shipped_crop
 
         if backbone.imagenet_head is None:
             raise ValueError(
@@ -124,6 +124,8 @@ def build_model(cfg: EmojiNetConfig, vocab: Vocabulary | None = None) -> EmojiNe
                 "weights='imagenet' or a weights file that includes the classifier"
             )
         head = ZeroShotHead.from_backbone(backbone, vocab)
+        # The concept map's knobs were chosen for this view of the picture (whole or centre).
+        backbone.preprocess = replace(backbone.preprocess, crop=shipped_crop())
     else:
         head = LinearHead(backbone.num_features, vocab, cfg.dropout)
     return EmojiNet(cfg, vocab, backbone, head)

@@ -29,6 +29,10 @@ __all__ = ["ModelInfo", "Predictor", "Suggestion", "deny_mask", "load_model"]
 
 log = logging.getLogger(__name__)
 
+#: The built-in zero-shot model suggests from every current emoji (a trained classifier keeps
+#: the vocabulary it was trained on).
+BUILTIN_VOCAB = "all"
+
 
 @dataclass(frozen=True)
 class Suggestion:
@@ -56,7 +60,8 @@ def load_model(path: str | Path | None = None, *, vocab: str | None = None) -> t
     """A release artifact or checkpoint at ``path``, else the built-in zero-shot model.
 
     Returns the model and its sha256 (the release file's digest when there is one).
-    ``vocab`` (``"default"``, ``"all"`` or a file) picks the zero-shot vocabulary.
+    ``vocab`` (``"all"``, the built-in model's default: every current emoji; ``"default"``:
+    the 500 most used; or a file) picks the zero-shot vocabulary.
     """
     from emojinet.checkpoint import load_checkpoint, load_release
 
@@ -67,7 +72,8 @@ def load_model(path: str | Path | None = None, *, vocab: str | None = None) -> t
             return model, model_digest(model)
         model, meta = load_release(p)
         return model, str(meta["sha256"])
-    model = build_model(EmojiNetConfig(), Vocabulary.resolve(vocab))
+    spec = vocab or BUILTIN_VOCAB
+    model = build_model(EmojiNetConfig(vocab=spec), Vocabulary.resolve(spec))
     return model, model_digest(model)
 
 

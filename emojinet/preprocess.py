@@ -59,6 +59,13 @@ class PreprocessConfig:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     interpolation: str = "bilinear"
+    #: ``"center"``: resize the short side to ``resize_size`` and crop the centre square;
+    #: ``"full"``: resize the whole picture to ``input_size`` squared (nothing cut off).
+    crop: str = "center"
+
+    def __post_init__(self) -> None:
+        if self.crop not in ("center", "full"):
+            raise ValueError(f"unknown crop {self.crop!r}; choose 'center' or 'full'")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +78,7 @@ class PreprocessConfig:
             mean=tuple(float(v) for v in d["mean"]),  # type: ignore[arg-type]
             std=tuple(float(v) for v in d["std"]),  # type: ignore[arg-type]
             interpolation=str(d.get("interpolation", "bilinear")),
+            crop=str(d.get("crop", "center")),
         )
 
 
@@ -285,17 +293,24 @@ def _interpolation(name: str) -> T.InterpolationMode:
 
 
 def eval_preset(cfg: PreprocessConfig) -> T.Compose:
-    """Resize the short side to ``resize_size``, centre-crop ``input_size``, normalise.
+    """Resize and crop as ``cfg.crop`` says (see :class:`PreprocessConfig`), then normalise.
 
     Input: an RGB PIL image. Output: float tensor (3, input_size, input_size).
     """
+    interpolation = _interpolation(cfg.interpolation)
+    resize: list[Any]
+    if cfg.crop == "full":
+        size = (cfg.input_size, cfg.input_size)
+        resize = [T.Resize(size, interpolation=interpolation, antialias=True)]
+    else:
+        resize = [
+            T.Resize(cfg.resize_size, interpolation=interpolation, antialias=True),
+            T.CenterCrop(cfg.input_size),
+        ]
     return T.Compose(
         [
             T.PILToTensor(),
-            T.Resize(
-                cfg.resize_size, interpolation=_interpolation(cfg.interpolation), antialias=True
-            ),
-            T.CenterCrop(cfg.input_size),
+            *resize,
             T.ToDtype(torch.float32, scale=True),
             T.Normalize(mean=list(cfg.mean), std=list(cfg.std)),
         ]

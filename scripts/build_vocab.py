@@ -26,13 +26,19 @@ def ranking_csv() -> Path:
     return Path(emosent.__file__).parent / "data" / "Emoji_Sentiment_Data_v1.0.csv"
 
 
-def build(size: int) -> dict[str, object]:
+def ranking_counts() -> Counter[str]:
+    """Occurrences per fully-qualified emoji in the ranking (unqualified spellings merged)."""
     counts: Counter[str] = Counter()
     with ranking_csv().open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
             e = normalize_emoji(row["Emoji"])
             if e is not None:
                 counts[e] += int(row["Occurrences"])
+    return counts
+
+
+def build(size: int) -> dict[str, object]:
+    counts = ranking_counts()
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
     if len(top) < size:
         raise SystemExit(f"only {len(top)} emojis in the ranking, asked for {size}")

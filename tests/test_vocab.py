@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from emojinet.errors import VocabularyError
-from emojinet.vocab import Vocabulary, all_emojis, normalize_emoji
+from emojinet.vocab import Vocabulary, all_emojis, current_emojis, normalize_emoji
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,11 +102,17 @@ def test_index_of_missing_emoji() -> None:
         Vocabulary.from_emojis(["🐱"]).index("🐶")
 
 
-def test_all_vocabulary_covers_single_fully_qualified_emojis() -> None:
+def test_all_vocabulary_covers_every_current_emoji() -> None:
     v = Vocabulary.all()
-    assert len(v) == len(all_emojis()) > 1400
+    assert len(v) == len(current_emojis()) > len(all_emojis()) > 1400
     assert "🐱" in v and "☕" in v
-    assert not any("\u200d" in e for e in v)
+    assert set(all_emojis()) <= set(v)
+    # Newer than the usage counts (2015), still there: Emoji 11-16 and ZWJ sequences.
+    for e in ("🦩", "🦦", "🦞", "🦉", "🦆", "🦍", "🦡", "🪻", "🪼", "🍋\u200d🟩", "🧑\u200d🚀"):
+        assert e in v, e
+    assert not any(
+        ch in "\U0001f3fb\U0001f3fc\U0001f3fd\U0001f3fe\U0001f3ff" for e in v for ch in e
+    )
     assert v.counts[v.index("😂")] == 14622
     assert set(Vocabulary.default()) <= set(v)
 
