@@ -14,6 +14,8 @@ EXPECTED_WIDTH = {
     "resnet50": 2048,
     "resnet101": 2048,
     "efficientnet_lite0": 1280,
+    "efficientnet_lite1": 1280,
+    "efficientnet_lite2": 1280,
 }
 
 
@@ -36,8 +38,20 @@ def test_random_weights_forward_features(name: str) -> None:
 
 
 def test_unknown_backbone_lists_choices() -> None:
-    with pytest.raises(ValueError, match="choose one of efficientnet_lite0, resnet101"):
+    with pytest.raises(
+        ValueError,
+        match="choose one of efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, resnet101",
+    ):
         get_backbone("vgg16")
+
+
+@pytest.mark.parametrize(
+    ("name", "size"), [("efficientnet_lite1", 240), ("efficientnet_lite2", 260)]
+)
+def test_larger_lites_carry_their_input_size(name: str, size: int) -> None:
+    backbone = get_backbone(name, weights="none")
+    assert backbone.preprocess.input_size == size
+    assert backbone.preprocess.resize_size == round(size / 0.875)
 
 
 def test_duplicate_registration_raises() -> None:
