@@ -19,15 +19,16 @@ photographs) and ``benchmarks/sets/openclipart.json`` (``scripts/build_clipart_s
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from training.fashion_mnist import DEFAULT_ROOT as FASHION_DIR
+from training.fashion_mnist import read_idx
+
 ROOT = Path(__file__).parents[1]
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 # Fashion-MNIST class → the emojis a person would accept, most fitting first.
 FASHION_CLASSES: list[tuple[str, list[str]]] = [
@@ -63,19 +64,11 @@ SAMPLES: dict[str, tuple[list[str], str]] = {
 }
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def build_fashion(out: Path, per_class: int, seed: int = 0) -> int:
     if not FASHION_DIR.is_dir():
         raise SystemExit(f"{FASHION_DIR} is missing: apt-get install dataset-fashion-mnist")
-    images = _read_idx(FASHION_DIR / "t10k-images-idx3-ubyte.gz")
-    labels = _read_idx(FASHION_DIR / "t10k-labels-idx1-ubyte.gz")
+    images = read_idx(FASHION_DIR / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(FASHION_DIR / "t10k-labels-idx1-ubyte.gz")
     rng = np.random.default_rng(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
     entries = []
