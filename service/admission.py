@@ -7,16 +7,26 @@ until it is answered. Beyond either, :meth:`Admission.admit` refuses at once wit
 :class:`~service.refusals.Overloaded` (429 + Retry-After), before a byte of the body is read, so a
 refusal costs one parsed header block. A request that could never fit gets
 :class:`~service.refusals.TooManyInputs` (413): retrying it cannot help.
+
+While the image budget is full, :func:`door` refuses inference requests even earlier, from their
+first bytes, before HTTP parsing (see :mod:`service.protocol`): under a flood of clients that
+retry at once, the refusals are what the server spends its time on.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 
 from service.refusals import GateObserver, Overloaded, TooManyInputs
 
-__all__ = ["Admission", "Ticket"]
+__all__ = ["ADMITTED_PATHS", "Admission", "Door", "Ticket", "door"]
+
+# The POST endpoints that take images: admitted before they are routed or their body is read.
+ADMITTED_PATHS = ("/suggest", "/distribution")
+# Door(first bytes of a request) → a whole 429 answer to send, or None to let it in.
+Door = Callable[[bytes], bytes | None]
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +108,41 @@ class Ticket:
             self._released = True
             self._admission.inputs -= self.inputs
             self._admission.bytes -= self.nbytes
+
+
+def door(admission: Admission, on_refusal: Callable[[str], None]) -> Door:
+    """Refuse ``POST`` to an admitted path while no image fits, from the request line alone.
+
+    The answer (429 with ``Retry-After``) is built here; ``on_refusal(path)`` records it. When
+    the budget has room this answers None and the request is parsed as usual.
+    """
+    lines = [(f"POST {path}".encode(), path) for path in ADMITTED_PATHS]
+
+    def refuse(head: bytes) -> bytes | None:
+        if admission.inputs < admission.max_inputs:
+            return None
+        path = next((p for line, p in lines if _starts_line(head, line)), None)
+        if path is None:
+            return None
+        for obs in admission.observers:
+            obs.rejected("overloaded")
+        on_refusal(path)
+        body = json.dumps(
+            {
+                "detail": f"the server is busy: {admission.inputs} images are already being "
+                "read, decoded or waiting for the model; retry after the Retry-After delay"
+            }
+        ).encode()
+        head_out = (
+            "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nretry-after: {admission.retry_after_s()}\r\n"
+            "x-content-type-options: nosniff\r\n\r\n"
+        )
+        return head_out.encode() + body
+
+    return refuse
+
+
+def _starts_line(head: bytes, line: bytes) -> bool:
+    """``head`` starts with ``line`` followed by a space or a query (not ``/suggestions``)."""
+    return head.startswith(line) and head[len(line) : len(line) + 1] in (b" ", b"?")

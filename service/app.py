@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from emojinet import __version__
-from service.admission import Admission
+from service.admission import Admission, door
 from service.drain import Drain
 from service.errors import install_error_handlers
 from service.metrics import ServiceMetrics
@@ -95,4 +95,7 @@ def create_app(
     app.include_router(router)
     # The web page's scripts and styles (GET / serves its index.html).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # For `emojinet serve`'s protocol: refuses inference requests from their first bytes while
+    # the image budget is full (the middleware does it for servers without that protocol).
+    app.state.door = door(admission, lambda path: metrics.observe_request(path, "POST", 429, 0.0))
     return app

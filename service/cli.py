@@ -92,7 +92,7 @@ def serve(settings: Settings) -> int:
         # The drain has answered everything by now (see the module docstring); what uvicorn
         # waits for here is connections closing.
         timeout_graceful_shutdown=1,
-        http=protocol_class(settings.header_timeout_s),
+        http=protocol_class(settings.header_timeout_s, app.state.door),
         ws="none",
         lifespan="on",
         server_header=False,

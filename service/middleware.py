@@ -26,19 +26,17 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.admission import Admission
+from service.admission import ADMITTED_PATHS, Admission
 from service.drain import Drain
 from service.errors import BodyReadTimeoutError, BodyTooLargeError
 from service.metrics import ServiceMetrics
 from service.refusals import Overloaded, ShuttingDown
 
-__all__ = ["ADMITTED_PATHS", "CLIENT_CLOSED", "PAGE_CSP", "RequestMiddleware"]
+__all__ = ["CLIENT_CLOSED", "PAGE_CSP", "RequestMiddleware"]
 
 log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-# The POST endpoints that take images; the middleware admits them before they are routed.
-ADMITTED_PATHS = frozenset({"/suggest", "/distribution"})
 # nginx's code for "the client closed the connection before the answer": metrics only.
 CLIENT_CLOSED = 499
 # Every answer that sets no policy of its own gets the web page's (the page and its static files

@@ -1,4 +1,4 @@
-"""uvicorn's h11 protocol with a header deadline and JSON answers for malformed HTTP.
+"""uvicorn's h11 protocol with a header deadline, JSON answers for malformed HTTP, and a door.
 
 uvicorn times out idle keep-alive connections, but not a connection that never sends a complete
 request: 32 silent sockets hold 32 of ``max_connections`` forever (``/healthz`` then answers
@@ -6,16 +6,25 @@ request: 32 silent sockets hold 32 of ``max_connections`` forever (``/healthz`` 
 (or of its previous answer, once it starts sending the next request); otherwise it is closed,
 with a 408 if it had sent part of a request. Requests that are not HTTP get a JSON 400 like
 every other error (uvicorn's own answer is plain text).
+
+The door (:func:`service.admission.door`) sees each request's header block before h11 parses
+it; while the image budget is full it answers an inference request 429 at once, and its body
+is then skipped by count, unparsed, keeping the connection. Only plain framing goes through the
+door (HTTP/1.1, one ``Content-Length``, no ``Transfer-Encoding``, ``Expect`` or
+``Connection: close``); anything else is parsed and refused as usual by the request middleware.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from service.admission import Door
 
 __all__ = ["protocol_class"]
 
@@ -29,13 +38,20 @@ def _raw_response(status: int, reason: str, detail: str) -> bytes:
     return head.encode("latin-1") + body
 
 
+_MAX_HEAD = 16 * 1024  # header blocks larger than this are left to h11
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d{1,12})[ \t]*(?=\r\n)", re.I)
+_NOT_AT_DOOR = (b"\r\ntransfer-encoding:", b"\r\nexpect:", b"\r\nconnection: close")
+
+
 class _Protocol(H11Protocol):
     header_timeout_s = 10.0
+    door: Door | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
         self._got_bytes = False
+        self._skip = 0  # body bytes still to drop, of a request refused at the door
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -46,8 +62,16 @@ class _Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._skip:  # the body of a request refused at the door: dropped unparsed
+            dropped = min(self._skip, len(data))
+            self._skip -= dropped
+            data = data[dropped:]
+            if not data:
+                return
         waiting = self.conn.their_state is h11.IDLE  # between requests: these are headers
         if waiting:
+            if self.door is not None and not self.conn.trailing_data[0] and self._at_door(data):
+                return
             self._got_bytes = True
             self._arm()  # after keep-alive idling uvicorn's own timer stops; ours starts
         super().data_received(data)
@@ -73,6 +97,35 @@ class _Protocol(H11Protocol):
             self.transport.write(_raw_response(408, "Request Timeout", detail))
         self.transport.close()
 
+    def _at_door(self, data: bytes) -> bool:
+        """Answer the request ``data`` starts with if the door refuses it; True if it did."""
+        assert self.door is not None
+        end = data.find(b"\r\n\r\n", 0, _MAX_HEAD)
+        if end < 0:
+            return False  # the header block is not all here: h11 takes it
+        head = data[: end + 2]
+        lowered = head.lower()
+        first_line = head[: head.find(b"\r\n")]
+        lengths = _CONTENT_LENGTH.findall(head)
+        if (
+            not first_line.endswith(b" HTTP/1.1")
+            or len(lengths) != 1
+            or any(h in lowered for h in _NOT_AT_DOOR)
+        ):
+            return False
+        answer = self.door(first_line)
+        if answer is None:
+            return False
+        self._unset_keepalive_if_required()
+        self.transport.write(answer)
+        self._got_bytes = False
+        self._arm()  # the body and the next request's headers must come in time
+        self._skip = int(lengths[0])
+        rest = data[end + 4 :]
+        if rest:
+            self.data_received(rest)
+        return True
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
         # Idle now: uvicorn's keep-alive timer runs; ours starts again with the next bytes.
@@ -84,6 +137,7 @@ class _Protocol(H11Protocol):
         self.transport.close()
 
 
-def protocol_class(header_timeout_s: float) -> type[H11Protocol]:
+def protocol_class(header_timeout_s: float, door: Door | None = None) -> type[H11Protocol]:
     """The protocol class for ``uvicorn.Config(http=...)``."""
-    return type("EmojiNetH11Protocol", (_Protocol,), {"header_timeout_s": header_timeout_s})
+    attrs = {"header_timeout_s": header_timeout_s, "door": staticmethod(door) if door else None}
+    return type("EmojiNetH11Protocol", (_Protocol,), attrs)

@@ -111,18 +111,20 @@ def test_the_byte_budget_counts_bodies_being_read() -> None:
         assert r.status_code == 200, "a small body still fits beside the slow one"
 
 
-async def _clients(url: str, n: int, seconds: float, data: bytes) -> list[tuple[int, float]]:
-    """``n`` clients sending one request after another (at once after a refusal) for ``seconds``."""
+async def _clients(url: str, n: int, seconds: float, data: bytes) -> list[tuple[int, float, float]]:
+    """``n`` clients sending one request after another (at once after a refusal) for ``seconds``:
+    (status, seconds seen by the client, seconds the server says it spent: ``timing.total_ms``)."""
     limits = httpx.Limits(max_connections=n)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as c:
 
-        async def one() -> list[tuple[int, float]]:
+        async def one() -> list[tuple[int, float, float]]:
             out = []
             end = time.perf_counter() + seconds
             while time.perf_counter() < end:
                 t0 = time.perf_counter()
                 r = await c.post("/suggest", files={"image": ("x.png", data, "image/png")})
-                out.append((r.status_code, time.perf_counter() - t0))
+                server_s = r.json()["timing"]["total_ms"] / 1000 if r.status_code == 200 else 0.0
+                out.append((r.status_code, time.perf_counter() - t0, server_s))
             return out
 
         return [x for xs in await asyncio.gather(*(one() for _ in range(n))) for x in xs]
@@ -138,14 +140,16 @@ def test_decode_bound_overload_sheds_and_keeps_accepted_latency_bounded() -> Non
     )
     with ThreadedServer(app) as srv:
         answers = asyncio.run(_clients(srv.url, 16, 2.0, big_png()))
-        codes = [code for code, _ in answers]
-        assert set(codes) <= {200, 429, 503}, codes
-        assert codes.count(200) >= 2 and codes.count(429) + codes.count(503) >= 16, codes
-        accepted = sorted(t for code, t in answers if code == 200)
-        batch_s = max(fake.batch_sizes) * 0.001 + 0.005  # the fake's forward pass: ~no time
-        slack = 0.25  # HTTP, the client and the server sharing 2 cores
-        assert accepted[-1] <= deadline + batch_s + slack, accepted[-5:]
-        assert fake.decoded < len(answers), "requests that could not start were not decoded"
+    codes = [code for code, _, _ in answers]
+    assert set(codes) <= {200, 429, 503}, codes
+    assert codes.count(200) >= 2 and codes.count(429) + codes.count(503) >= 16, codes
+    batch_s = 0.01  # the fake's forward pass takes next to no time
+    in_server = max(s for code, _, s in answers if code == 200)
+    assert in_server <= deadline + batch_s + 0.05, in_server  # the deadline covers decoding
+    # Seen by the clients, who share this process (and its GIL) with the server: looser.
+    seen = max(t for code, t, _ in answers if code == 200)
+    assert seen <= deadline + batch_s + 0.5, seen
+    assert fake.decoded < len(answers), "requests that could not start were not decoded"
 
 
 def test_a_many_image_request_does_not_hold_up_a_small_photo_behind_it() -> None:

@@ -39,7 +39,7 @@ def env_for(release: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(tiny_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = env_for(tiny_release, max_connections="8", header_timeout_s="1")
+    env = env_for(tiny_release, max_connections="8", header_timeout_s="1", max_queue="1")
     srv = ServerProcess(env, tmp_path_factory.mktemp("logs") / "server.log").wait_ready()
     yield srv
     srv.stop()
@@ -87,6 +87,48 @@ def test_malformed_http_gets_a_json_400(server: ServerProcess) -> None:
         head, _, body = read_all(s).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head
     assert json.loads(body)["detail"].startswith("malformed HTTP request")
+
+
+def read_answers(sock: socket.socket, n: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """``n`` answers read off one keep-alive connection: status, headers, body."""
+    data, out = b"", []
+    while len(out) < n:
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, data = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+        length = int(headers["content-length"])
+        while len(data) < length:
+            data += sock.recv(65536)
+        out.append((int(lines[0].split()[1]), headers, data[:length]))
+        data = data[length:]
+    return out
+
+
+def test_a_full_budget_refuses_at_the_door_and_keeps_the_connection(
+    server: ServerProcess,
+) -> None:
+    post = (
+        b"POST /suggest?top_k=3 HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        b"Content-Length: 5000\r\n\r\n"
+    )
+    with connect(server) as holder, connect(server) as client:
+        holder.sendall(
+            post + b"\xff" * 10
+        )  # admitted: holds the one image EMOJINET_MAX_QUEUE allows
+        time.sleep(0.3)
+        # Two refused uploads, pipelined with a health check: their bodies must be skipped exactly.
+        client.sendall(post + b"\xff" * 5000 + post + b"\xff" * 5000 + b"GET /healthz HTTP/1.1\r\n")
+        client.sendall(b"Host: x\r\n\r\n")
+        answers = read_answers(client, 3)
+    assert [status for status, _, _ in answers] == [429, 429, 200]
+    for _, headers, body in answers[:2]:
+        assert int(headers["retry-after"]) >= 1 and headers["x-content-type-options"] == "nosniff"
+        assert json.loads(body)["detail"].startswith("the server is busy: 1 images are already")
+    text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    assert 'emojinet_requests_total{endpoint="/suggest",method="POST",status="429"} 2.0' in text
+    assert 'emojinet_gate_rejections_total{reason="overloaded"} 2.0' in text
 
 
 def test_every_answer_carries_nosniff_and_a_csp(server: ServerProcess) -> None:
