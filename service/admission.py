@@ -25,8 +25,8 @@ __all__ = ["ADMITTED_PATHS", "Admission", "Door", "Ticket", "door"]
 
 # The POST endpoints that take images: admitted before they are routed or their body is read.
 ADMITTED_PATHS = ("/suggest", "/distribution")
-# Door(first bytes of a request) → a whole 429 answer to send, or None to let it in.
-Door = Callable[[bytes], bytes | None]
+# Door(request line, Content-Length) → a whole 429 answer to send, or None to let it in.
+Door = Callable[[bytes, int], bytes | None]
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +110,17 @@ class Ticket:
             self._admission.bytes -= self.nbytes
 
 
-def door(admission: Admission, on_refusal: Callable[[str], None]) -> Door:
-    """Refuse ``POST`` to an admitted path while no image fits, from the request line alone.
+def door(admission: Admission, on_refusal: Callable[[str], None], *, max_body_bytes: int) -> Door:
+    """Refuse ``POST`` to an admitted path while no image fits, from its request line.
 
     The answer (429 with ``Retry-After``) is built here; ``on_refusal(path)`` records it. When
-    the budget has room this answers None and the request is parsed as usual.
+    the budget has room, or the body is over the limit (413, never 429: the middleware answers
+    it), this answers None and the request is parsed as usual.
     """
     lines = [(f"POST {path}".encode(), path) for path in ADMITTED_PATHS]
 
-    def refuse(head: bytes) -> bytes | None:
-        if admission.inputs < admission.max_inputs:
+    def refuse(head: bytes, content_length: int) -> bytes | None:
+        if admission.inputs < admission.max_inputs or content_length > max_body_bytes:
             return None
         path = next((p for line, p in lines if _starts_line(head, line)), None)
         if path is None:

@@ -97,5 +97,9 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # For `emojinet serve`'s protocol: refuses inference requests from their first bytes while
     # the image budget is full (the middleware does it for servers without that protocol).
-    app.state.door = door(admission, lambda path: metrics.observe_request(path, "POST", 429, 0.0))
+    app.state.door = door(
+        admission,
+        lambda path: metrics.observe_request(path, "POST", 429, 0.0),
+        max_body_bytes=settings.max_body_bytes,
+    )
     return app

@@ -208,7 +208,8 @@ class CloudWatchPublisher:
         self._current_depth = depth
 
     def rejected(self, reason: str) -> None:
-        pass
+        if reason == "overloaded":  # refused at admission, before the endpoint counted it
+            self._requests += 1
 
     def count_request(self, n: int = 1) -> None:
         self._requests += n

@@ -113,14 +113,16 @@ class _Protocol(H11Protocol):
             or any(h in lowered for h in _NOT_AT_DOOR)
         ):
             return False
-        answer = self.door(first_line)
+        length = int(lengths[0])
+        answer = self.door(first_line, length)
         if answer is None:
             return False
         self._unset_keepalive_if_required()
         self.transport.write(answer)
         self._got_bytes = False
-        self._arm()  # the body and the next request's headers must come in time
-        self._skip = int(lengths[0])
+        self._disarm()  # h11 saw nothing, so the connection stays "between requests": the
+        self._arm()  # body and the next request's headers must come within the header timeout
+        self._skip = length
         rest = data[end + 4 :]
         if rest:
             self.data_received(rest)

@@ -122,13 +122,21 @@ def test_a_full_budget_refuses_at_the_door_and_keeps_the_connection(
         client.sendall(post + b"\xff" * 5000 + post + b"\xff" * 5000 + b"GET /healthz HTTP/1.1\r\n")
         client.sendall(b"Host: x\r\n\r\n")
         answers = read_answers(client, 3)
-    assert [status for status, _, _ in answers] == [429, 429, 200]
+        # Refused again and again past the 1 s header timeout: each refusal is a whole request.
+        for _ in range(4):
+            time.sleep(0.4)
+            client.sendall(post + b"\xff" * 5000)
+            answers += read_answers(client, 1)
+        with connect(server) as huge:  # over the body limit: 413 from the middleware, not 429
+            huge.sendall(post.replace(b"5000", b"30000000"))
+            answers += read_answers(huge, 1)
+    assert [status for status, _, _ in answers] == [429, 429, 200, 429, 429, 429, 429, 413]
     for _, headers, body in answers[:2]:
         assert int(headers["retry-after"]) >= 1 and headers["x-content-type-options"] == "nosniff"
         assert json.loads(body)["detail"].startswith("the server is busy: 1 images are already")
     text = httpx.get(f"{server.url}/metrics", timeout=5).text
-    assert 'emojinet_requests_total{endpoint="/suggest",method="POST",status="429"} 2.0' in text
-    assert 'emojinet_gate_rejections_total{reason="overloaded"} 2.0' in text
+    assert 'emojinet_requests_total{endpoint="/suggest",method="POST",status="429"} 6.0' in text
+    assert 'emojinet_gate_rejections_total{reason="overloaded"} 6.0' in text
 
 
 def test_every_answer_carries_nosniff_and_a_csp(server: ServerProcess) -> None:
