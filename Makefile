@@ -82,6 +82,19 @@ bench-loader: setup-dev
 bench-serve: setup-dev
 	$(BIN)/python benchmarks/bench_serve.py
 
+# Input hardening, measured (tables on stdout, JSON in benchmarks/results/): the peak memory and
+# time of one image at the limits; the server at 10x overload (open loop) and under a retry
+# storm; 10 minutes of good and bad traffic, watching RSS, threads and file descriptors.
+.PHONY: bench-decode bench-overload bench-soak
+bench-decode: setup-dev
+	$(BIN)/python benchmarks/bench_decode.py
+
+bench-overload: setup-dev
+	$(BIN)/python benchmarks/bench_overload.py
+
+bench-soak: setup-dev
+	$(BIN)/python benchmarks/bench_soak.py
+
 LOADTEST_USERS ?= 16
 LOADTEST_TIME  ?= 60s
 # Start a local server, run locust headless; CSV + HTML in runs/loadtest; non-zero on failure.
