@@ -10,7 +10,8 @@ PORT   ?= 8000
 APT_PACKAGES := dataset-fashion-mnist fonts-noto-color-emoji chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup setup-dev system-deps serve test test-fast lint format bench bench-serve \
+.PHONY: help setup setup-dev system-deps serve test test-fast lint format bench bench-serve quality \
+        concept-map \
         bench-loader loadtest docker-build demo screenshots clean
 
 help:
@@ -18,6 +19,7 @@ help:
 	@echo "make test      set up (Python + Debian packages) and run the test suite"
 	@echo "make lint      ruff + mypy"
 	@echo "make bench     model latency/throughput: torch eager vs ONNX Runtime"
+	@echo "make quality   suggestion quality on the development sets (top-1/top-5, reliability)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +66,28 @@ format: setup-dev
 
 bench: setup-dev
 	$(BIN)/python benchmarks/bench_model.py
+
+# Suggestion quality of the built-in model (or MODEL=path) on every development set: a table,
+# runs/quality/quality.json and runs/quality/reliability.png (a few minutes on 2 cores).
+QUALITY_APT := openclipart-png dataset-fashion-mnist
+quality: setup-dev
+	@$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(QUALITY_APT)"
+	@[ -f data/eval/samples/set.json ] || $(BIN)/python scripts/build_eval_sets.py
+	$(BIN)/python benchmarks/quality.py --out runs/quality $(if $(MODEL),--model $(MODEL))
+
+# Rebuild the built-in model's concept map, emojinet/data/concept_map.npz (developers only): WordNet,
+# CLDR keywords and the data sets from Debian, the vendors' emoji pictures from npm, then the
+# cross-validated knob search and the build (about 30 minutes on 2 cores the first time).
+NPM_EMOJI := apple google twitter facebook
+concept-map: setup-dev
+	@$(MAKE) --no-print-directory system-deps \
+	  APT_PACKAGES="wordnet-base unicode-cldr-core npm $(QUALITY_APT)"
+	@for v in $(NPM_EMOJI); do [ -d data/npm/$$v/package ] || { mkdir -p data/npm/$$v && cd data/npm/$$v \
+	  && npm pack -q emoji-datasource-$$v@16.0.0 >/dev/null && tar xzf emoji-datasource-$$v-16.0.0.tgz \
+	  --wildcards "package/img/$$v/64/*" package/emoji.json && cd - >/dev/null; }; done
+	@[ -f data/eval/samples/set.json ] || $(BIN)/python scripts/build_eval_sets.py
+	$(BIN)/python scripts/tune_zeroshot.py
+	$(BIN)/python scripts/build_concept_map.py
 
 # The Fashion-MNIST demo: prepare → prescale → train → evaluate + export (~10 min on 2 cores).
 demo: setup-dev system-deps
