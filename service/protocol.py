@@ -117,11 +117,15 @@ class _Protocol(H11Protocol):
         answer = self.door(first_line, length)
         if answer is None:
             return False
-        self._unset_keepalive_if_required()
         self.transport.write(answer)
+        # Answered: the connection idles as after any answer (uvicorn's keep-alive timeout);
+        # the header timer starts again with the next request's first bytes.
+        self._disarm()
         self._got_bytes = False
-        self._disarm()  # h11 saw nothing, so the connection stays "between requests": the
-        self._arm()  # body and the next request's headers must come within the header timeout
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
         self._skip = length
         rest = data[end + 4 :]
         if rest:
