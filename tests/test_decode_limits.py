@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import struct
@@ -28,6 +29,7 @@ def encode(img: Image.Image, fmt: str = "PNG", **kw: object) -> bytes:
     return buf.getvalue()
 
 
+@functools.cache
 def strip_png(width: int, height: int = 1) -> bytes:
     """A tiny PNG declaring an absurd shape (84 bytes for 4000x1)."""
     return encode(Image.new("L", (width, height)))

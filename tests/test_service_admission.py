@@ -222,3 +222,27 @@ def test_made_up_methods_do_not_grow_the_metrics() -> None:
         text = client.get("/metrics").text
     assert len(text.encode()) - before < 100, f"/metrics grew from {before} to {len(text)} bytes"
     assert 'emojinet_requests_total{endpoint="/suggest",method="other",status="405"} 301.0' in text
+
+
+def test_absurd_shapes_and_other_formats_are_refused_over_http() -> None:
+    """The issue's images: 413 and 415 with a detail, from the header, and nothing decoded."""
+    from test_decode_limits import OTHER, strip_png
+
+    fake = CountingPredictor()
+    with ThreadedServer(create_app(settings(), predictor=fake)) as srv, httpx.Client() as c:
+
+        def post(data: bytes) -> httpx.Response:
+            return c.post(f"{srv.url}/suggest", files={"image": ("x", data)}, timeout=10)
+
+        for width, detail in ((4000, "4,000:1 strip"), (100_000, "longest side may be at most")):
+            r = post(strip_png(width))
+            assert r.status_code == 413 and detail in r.json()["detail"], r.text
+        r = post(strip_png(40_000_000))
+        assert r.status_code == 413 and "longest side" in r.json()["detail"], r.text
+        for fmt in ("PSD", "JPEG2000", "EPS"):
+            r = post(OTHER[fmt])
+            assert r.status_code == 415, (fmt, r.text)
+            assert r.json()["detail"].endswith("send a JPEG, PNG, GIF, WebP, BMP or TIFF image")
+        r = post(OTHER["TGA"])  # no signature of its own: it looks like a Windows cursor
+        assert r.status_code == 415 and "looks like a CUR image" in r.json()["detail"]
+    assert fake.decoded == 0, "refused from the header: nothing was decoded"
