@@ -146,9 +146,10 @@ def test_decode_bound_overload_sheds_and_keeps_accepted_latency_bounded() -> Non
     batch_s = 0.01  # the fake's forward pass takes next to no time
     in_server = max(s for code, _, s in answers if code == 200)
     assert in_server <= deadline + batch_s + 0.05, in_server  # the deadline covers decoding
-    # Seen by the clients, who share this process (and its GIL) with the server: looser.
+    # Seen by the clients, who share this process (and its GIL) with the server and the
+    # decoder: only a sanity bound (before the fix, accepted requests waited seconds).
     seen = max(t for code, t, _ in answers if code == 200)
-    assert seen <= deadline + batch_s + 0.5, seen
+    assert seen <= deadline + batch_s + 1.5, seen
     assert fake.decoded < len(answers), "requests that could not start were not decoded"
 
 
