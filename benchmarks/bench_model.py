@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 
 from emojinet.backends import InferenceBackend, OnnxBackend, TorchBackend
-from emojinet.predictor import Predictor, load_model
+from emojinet.checkpoint import load
+from emojinet.predictor import Predictor
 
 
 def real_photos() -> list[bytes]:
@@ -54,7 +55,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/model.json"))
     args = parser.parse_args()
 
-    model, _ = load_model()
+    model, _ = load()
     backends: dict[str, InferenceBackend] = {
         "torch-eager": TorchBackend(model, "cpu"),
         "onnxruntime": OnnxBackend.from_model(model),

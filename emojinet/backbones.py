@@ -11,14 +11,14 @@ import contextlib
 import importlib
 import io
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from emojinet.errors import CheckpointError, WeightsUnavailableError
+from emojinet.errors import CheckpointError, ConfigError, WeightsUnavailableError
 from emojinet.preprocess import PreprocessConfig
 
 __all__ = [
@@ -39,7 +39,8 @@ class Backbone(nn.Module):
     Attributes:
         name: registry name.
         num_features: D, the width of ``forward_features``.
-        preprocess: input size, resize and normalisation the weights expect.
+        default_preprocess: input size, resize and normalisation the weights expect (a
+            model's own preprocessing lives in its config, see :class:`EmojiNetConfig`).
         imagenet_head: Linear(D, 1000) when ImageNet weights are loaded, else None.
     """
 
@@ -56,7 +57,7 @@ class Backbone(nn.Module):
         self.name = name
         self.trunk = trunk
         self.num_features = num_features
-        self.preprocess = preprocess
+        self.default_preprocess = preprocess
         self.imagenet_head = imagenet_head
         # Stages from input to output; used for layer-wise learning rates and freezing.
         self._stage_ids = [id(s) for s in stages]
@@ -73,17 +74,13 @@ class Backbone(nn.Module):
     def imagenet_logits(self, features: torch.Tensor) -> torch.Tensor:
         """(N, D) features → (N, 1000) ImageNet-1k logits."""
         if self.imagenet_head is None:
-            raise RuntimeError(f"backbone {self.name!r} was built without its ImageNet classifier")
+            raise ConfigError(f"backbone {self.name!r} was built without its ImageNet classifier")
         logits: torch.Tensor = self.imagenet_head(features)  # (N, 1000)
         return logits
 
     def stages(self) -> list[nn.Module]:
         """The trunk's stages from input to output (stem first)."""
         return list(self._stages)
-
-    def stage_parameters(self) -> Iterator[list[nn.Parameter]]:
-        for stage in self._stages:
-            yield [p for p in stage.parameters() if p.requires_grad]
 
 
 class BackboneFactory(Protocol):
@@ -114,7 +111,7 @@ def get_backbone(name: str, *, weights: str = "imagenet") -> Backbone:
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise ValueError(
+        raise ConfigError(
             f"unknown backbone {name!r}; choose one of {', '.join(list_backbones())}"
         ) from None
     return factory(weights=weights)

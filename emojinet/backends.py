@@ -10,7 +10,6 @@ from the same forward pass (the EmojiGAN head is conditioned on them).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -20,7 +19,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from emojinet.checkpoint import atomic_write
+from emojinet.checkpoint import atomic_write, model_digest
 from emojinet.model import EmojiNet
 
 __all__ = [
@@ -93,17 +92,6 @@ class TorchBackend:
             logits = self.model.forward_head(features)
         probs = torch.sigmoid(logits.float()).cpu().numpy()
         return probs, features.float().cpu().numpy()
-
-
-def model_digest(model: EmojiNet) -> str:
-    """sha256 over the config, vocabulary and weights: identifies a model independent of files."""
-    h = hashlib.sha256()
-    h.update(repr(sorted(model.cfg.to_dict().items())).encode())
-    h.update("".join(model.vocab.emojis).encode())
-    for key, tensor in model.state_dict().items():
-        h.update(key.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def export_onnx(model: EmojiNet, path: str | Path, *, opset: int = 18) -> Path:

@@ -1,4 +1,7 @@
-"""Training checkpoints (resume everything) and release artifacts (what the service loads).
+"""Saving and loading models: the one loader, training checkpoints and release artifacts.
+
+:func:`load` is how every caller (service, CLI, evaluation, the GAN binding, training) gets a
+model from a path, or the built-in zero-shot model, with its identity (:class:`ModelMeta`).
 
 A training checkpoint is one ``torch.save`` file of plain containers and tensors::
 
@@ -16,9 +19,10 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from safetensors import SafetensorError
@@ -31,17 +35,82 @@ from emojinet.preprocess import PreprocessConfig
 from emojinet.vocab import Vocabulary
 
 __all__ = [
+    "BUILTIN_VOCAB",
+    "ModelMeta",
     "atomic_write",
     "export_release",
     "file_sha256",
+    "load",
     "load_checkpoint",
     "load_release",
+    "model_digest",
     "release_paths",
     "save_checkpoint",
     "write_safetensors_release",
 ]
 
 FORMAT = "emojinet-release/1"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+#: The built-in zero-shot model suggests from every current emoji (a trained classifier keeps
+#: the vocabulary it was trained on).
+BUILTIN_VOCAB = "all"
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Where a loaded model came from, and its identity.
+
+    Attributes:
+        digest: sha256 hex that identifies the model: the release's weights file digest, else
+            :func:`model_digest` of the config, vocabulary and weights.
+        source: ``"release"``, ``"checkpoint"`` or ``"builtin"``.
+        path: the file it was loaded from (None for the built-in model).
+        metrics: the metrics stored with it.
+        raw: the release metadata or the checkpoint dictionary as stored.
+    """
+
+    digest: str
+    source: Literal["release", "checkpoint", "builtin"]
+    path: Path | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def load(
+    path: str | Path | None = None,
+    *,
+    vocab: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[EmojiNet, ModelMeta]:
+    """A training checkpoint (``.pt``/``.pth``/``.ckpt``), a release artifact (``NAME``,
+    ``NAME.json`` or ``NAME.safetensors``) or, with no path, the built-in zero-shot model.
+
+    ``vocab`` picks the built-in model's vocabulary (``"all"``, its default: every current
+    emoji; ``"default"``: the 500 most used; or a file); a saved model keeps its own.
+    Raises :class:`CheckpointError` for anything missing, corrupt or mismatched.
+    """
+    if path is None or str(path) == "":
+        spec = vocab or BUILTIN_VOCAB
+        model = build_model(EmojiNetConfig(vocab=spec), Vocabulary.resolve(spec))
+        return model, ModelMeta(model_digest(model), "builtin")
+    p = Path(path)
+    if p.suffix in CHECKPOINT_SUFFIXES:
+        model, ckpt = load_checkpoint(p, map_location=map_location)
+        meta = ModelMeta(model_digest(model), "checkpoint", p, dict(ckpt.get("metrics", {})), ckpt)
+        return model, meta
+    model, info = load_release(p)
+    return model, ModelMeta(str(info["sha256"]), "release", p, dict(info["metrics"]), info)
+
+
+def model_digest(model: EmojiNet) -> str:
+    """sha256 over the config, vocabulary and weights: identifies a model independent of files."""
+    h = hashlib.sha256()
+    h.update(repr(sorted(model.cfg.to_dict().items())).encode())
+    h.update("".join(model.vocab.emojis).encode())
+    for key, tensor in model.state_dict().items():
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def file_sha256(path: str | Path) -> str:
@@ -73,28 +142,24 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _skeleton(cfg: EmojiNetConfig, vocab: Vocabulary, state: dict[str, torch.Tensor]) -> EmojiNet:
-    """The model's architecture with no pretrained weights, ready for ``load_state_dict(state)``."""
-    from dataclasses import replace
+def _rebuild(
+    cfg: EmojiNetConfig,
+    vocab: Vocabulary,
+    state: dict[str, torch.Tensor],
+    source: Path,
+    preprocess: dict[str, Any] | None,
+) -> EmojiNet:
+    """``build_model(cfg, vocab, pretrained=False)`` + ``load_state_dict(state)``.
 
-    from torch import nn
-
-    if cfg.head != "zeroshot":
-        model = build_model(replace(cfg, weights="none"), vocab)
-    else:
-        from emojinet.zeroshot import ZeroShotHead
-
-        model = build_model(replace(cfg, head="linear", weights="none"), vocab)
-        visual = state.get("head.visual")
-        model.head = ZeroShotHead.skeleton(
-            model.backbone.num_features,
-            len(vocab),
-            visual=visual is not None and visual.ndim == 2 and visual.shape[1] > 0,
-        )
-        model.cfg = cfg
-    head_weight = state.get("backbone.imagenet_head.weight")
-    if head_weight is not None:  # the ImageNet classifier travels with pretrained backbones
-        model.backbone.imagenet_head = nn.Linear(head_weight.shape[1], head_weight.shape[0])
+    Artifacts written before preprocessing moved into the config store it beside the config
+    (``preprocess``); older ones also kept the backbone's ImageNet classifier, which a built
+    model no longer holds.
+    """
+    if cfg.preprocess is None and preprocess:
+        cfg = replace(cfg, preprocess=PreprocessConfig.from_dict(preprocess))
+    state = {k: v for k, v in state.items() if not k.startswith("backbone.imagenet_head.")}
+    model = build_model(cfg, vocab, pretrained=False)
+    _load_state(model, state, source)
     return model
 
 
@@ -120,7 +185,7 @@ def _vocab_from(data: Any, source: Path) -> Vocabulary:
 def _config_from(data: Any, source: Path) -> EmojiNetConfig:
     try:
         return EmojiNetConfig.from_dict(dict(data))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{source}: the stored config is invalid ({exc})") from exc
 
 
@@ -158,7 +223,6 @@ def save_checkpoint(
         "step": int(step),
         "config": model.cfg.to_dict(),
         "vocab": model.vocab.to_dict(),
-        "preprocess": model.preprocess.to_dict(),
         "version": __version__,
         "metrics": dict(metrics or {}),
         "extra": dict(extra or {}),
@@ -187,10 +251,9 @@ def load_checkpoint(
     cfg = _config_from(ckpt["config"], path)
     vocab = _vocab_from(ckpt["vocab"], path)
     _check_head_size(ckpt["model"], vocab, path)
-    model = _skeleton(cfg, vocab, ckpt["model"])
-    _load_state(model, ckpt["model"], path)
-    if "preprocess" in ckpt:  # the input size a model was trained at travels with it
-        model.backbone.preprocess = PreprocessConfig.from_dict(ckpt["preprocess"])
+    # Older checkpoints kept the preprocessing beside the config (or in ``extra``).
+    legacy = ckpt.get("preprocess") or dict(ckpt.get("extra") or {}).get("preprocess")
+    model = _rebuild(cfg, vocab, ckpt["model"], path, legacy)
     return model, ckpt
 
 
@@ -215,7 +278,6 @@ def export_release(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": model.cfg.to_dict(),
         "vocab": model.vocab.to_dict(),
-        "preprocess": model.preprocess.to_dict(),
         "metrics": dict(metrics or {}),
     }
     return write_safetensors_release(path, model.state_dict(), meta)
@@ -271,8 +333,5 @@ def load_release(path: str | Path, *, verify: bool = True) -> tuple[EmojiNet, di
     cfg = _config_from(meta["config"], meta_path)
     vocab = _vocab_from(meta["vocab"], meta_path)
     _check_head_size(state, vocab, weights_path)
-    model = _skeleton(cfg, vocab, state)
-    _load_state(model, state, weights_path)
-    if "preprocess" in meta:
-        model.backbone.preprocess = PreprocessConfig.from_dict(meta["preprocess"])
+    model = _rebuild(cfg, vocab, state, weights_path, meta.get("preprocess"))
     return model, meta

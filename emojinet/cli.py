@@ -107,9 +107,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from emojinet.backends import OnnxBackend, TorchBackend, export_onnx
-    from emojinet.predictor import load_model
+    from emojinet.checkpoint import load
 
-    model, _ = load_model(args.model, vocab=args.vocab)
+    model, _ = load(args.model, vocab=args.vocab)
     out = Path(args.out)
     export_onnx(model, out)
     size = model.preprocess.input_size

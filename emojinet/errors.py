@@ -27,3 +27,7 @@ class CheckpointError(EmojiNetError, ValueError):
 
 class WeightsUnavailableError(EmojiNetError, RuntimeError):
     """Pretrained weights could not be obtained (for instance no network for a download)."""
+
+
+class ConfigError(EmojiNetError, ValueError):
+    """A model or run configuration is invalid: an unknown head, backbone or key."""

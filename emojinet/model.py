@@ -1,4 +1,11 @@
-"""EmojiNet: a backbone's pooled features → a multi-label head over an emoji vocabulary."""
+"""The model and its one builder.
+
+Owns :class:`EmojiNetConfig` (everything needed to rebuild a model, preprocessing included, as
+timm's ``pretrained_cfg``), :class:`EmojiNet` (backbone features → a multi-label head over an
+emoji vocabulary) and :func:`build_model`, the only place a model is assembled: loading a saved
+one is ``build_model(cfg, vocab, pretrained=False)`` + ``load_state_dict`` (see
+:mod:`emojinet.checkpoint`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import torch
 from torch import nn
 
 from emojinet.backbones import Backbone, get_backbone
+from emojinet.errors import ConfigError
 from emojinet.preprocess import PreprocessConfig
 from emojinet.vocab import Vocabulary
 
@@ -31,6 +39,10 @@ class EmojiNetConfig:
             :func:`build_model` is not given a vocabulary.
         dropout: dropout before the linear head.
         name: a label shown by the service and CLI.
+        preprocess: input size, resize, normalisation and view the model expects; ``None``
+            means the backbone's default (and, for the zero-shot head, the view its shipped
+            knobs were chosen for). :func:`build_model` always fills it in, so a built model's
+            ``cfg.preprocess`` is concrete and travels with its weights.
     """
 
     backbone: str = "efficientnet_lite0"
@@ -39,10 +51,11 @@ class EmojiNetConfig:
     vocab: str = "default"
     dropout: float = 0.2
     name: str = "emojinet-zeroshot"
+    preprocess: PreprocessConfig | None = None
 
     def __post_init__(self) -> None:
         if self.head not in ("linear", "zeroshot"):
-            raise ValueError(f"unknown head {self.head!r}; choose 'linear' or 'zeroshot'")
+            raise ConfigError(f"unknown head {self.head!r}; choose 'linear' or 'zeroshot'")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,8 +65,14 @@ class EmojiNetConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown config keys {sorted(unknown)}; known keys: {sorted(known)}")
-        return cls(**d)
+            raise ConfigError(f"unknown config keys {sorted(unknown)}; known keys: {sorted(known)}")
+        d = dict(d)
+        if isinstance(d.get("preprocess"), dict):
+            d["preprocess"] = PreprocessConfig.from_dict(d["preprocess"])
+        try:
+            return cls(**d)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid model config: {exc}") from exc
 
 
 class EmojiNet(nn.Module):
@@ -68,7 +87,9 @@ class EmojiNet(nn.Module):
 
     @property
     def preprocess(self) -> PreprocessConfig:
-        return self.backbone.preprocess
+        """How inputs must be prepared: stored once, in the config (read-only)."""
+        assert self.cfg.preprocess is not None  # build_model fills it in
+        return self.cfg.preprocess
 
     @property
     def num_classes(self) -> int:
@@ -85,11 +106,6 @@ class EmojiNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) → (N, V) independent per-emoji probabilities in [0, 1]."""
-        return torch.sigmoid(self(x))
 
 
 class LinearHead(nn.Module):
@@ -110,22 +126,37 @@ class LinearHead(nn.Module):
         return logits
 
 
-def build_model(cfg: EmojiNetConfig, vocab: Vocabulary | None = None) -> EmojiNet:
-    """Build a model from its config; ``vocab`` overrides ``cfg.vocab``."""
+def build_model(
+    cfg: EmojiNetConfig, vocab: Vocabulary | None = None, *, pretrained: bool = True
+) -> EmojiNet:
+    """Build a model from its config; ``vocab`` overrides ``cfg.vocab``.
+
+    ``pretrained=False`` builds the same architecture without fetching any weights, ready for
+    ``load_state_dict`` (a zero-shot head is then an all-zero skeleton of the right shapes).
+    The backbone's ImageNet classifier is only needed to build a zero-shot head (which copies
+    it), so the built model does not keep it: built and loaded models have the same state keys.
+    """
     vocab = vocab if vocab is not None else Vocabulary.resolve(cfg.vocab)
-    backbone = get_backbone(cfg.backbone, weights=cfg.weights)
+    backbone = get_backbone(cfg.backbone, weights=cfg.weights if pretrained else "none")
     head: nn.Module
+    crop = "center"
     if cfg.head == "zeroshot":
         from emojinet.zeroshot import ZeroShotHead, shipped_crop
 
-        if backbone.imagenet_head is None:
-            raise ValueError(
+        if not pretrained:
+            head = ZeroShotHead.skeleton(backbone.num_features, len(vocab))
+        elif backbone.imagenet_head is None:
+            raise ConfigError(
                 "the zero-shot head needs the backbone's ImageNet classifier: build it with "
                 "weights='imagenet' or a weights file that includes the classifier"
             )
-        head = ZeroShotHead.from_backbone(backbone, vocab)
+        else:
+            head = ZeroShotHead.from_backbone(backbone, vocab)
         # The concept map's knobs were chosen for this view of the picture (whole or centre).
-        backbone.preprocess = replace(backbone.preprocess, crop=shipped_crop())
+        crop = shipped_crop()
     else:
         head = LinearHead(backbone.num_features, vocab, cfg.dropout)
+    backbone.imagenet_head = None
+    if cfg.preprocess is None:
+        cfg = replace(cfg, preprocess=replace(backbone.default_preprocess, crop=crop))
     return EmojiNet(cfg, vocab, backbone, head)

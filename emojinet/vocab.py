@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -237,9 +236,6 @@ class Vocabulary(Sequence[str]):
         """Add-``smoothing`` relative frequencies, so emojis newer than the counts are not zero."""
         total = sum(self.counts) + smoothing * len(self)
         return [(c + smoothing) / total for c in self.counts]
-
-    def log_prior(self, smoothing: float = 1.0) -> list[float]:
-        return [math.log(f) for f in self.frequencies(smoothing)]
 
     def __hash__(self) -> int:
         return hash(self.emojis)

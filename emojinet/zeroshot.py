@@ -268,6 +268,11 @@ class ZeroShotHead(nn.Module):
             for key, value in self._LEGACY.items():
                 state_dict.setdefault(prefix + key, torch.tensor(value))
             state_dict.setdefault(prefix + "visual", torch.zeros(self.num_emojis, 0))
+        visual = state_dict.get(prefix + "visual")
+        if isinstance(visual, torch.Tensor) and visual.shape != self.visual.shape:
+            # Emoji pictures are optional (only the shipped backbone has them): the stored
+            # table decides whether this head uses them.
+            self.visual = torch.zeros_like(visual, device=self.visual.device)
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing, unexpected, errors
         )
@@ -296,14 +301,16 @@ class ZeroShotHead(nn.Module):
         return self.calibration[0] * logit + self.calibration[1]
 
     @classmethod
-    def skeleton(cls, num_features: int, num_emojis: int, *, visual: bool) -> ZeroShotHead:
-        """An all-zero head of the right shapes, to ``load_state_dict`` a saved one into."""
+    def skeleton(cls, num_features: int, num_emojis: int) -> ZeroShotHead:
+        """An all-zero head of the right shapes, to ``load_state_dict`` a saved one into.
+
+        Whether it uses emoji pictures (and their table's shape) comes from the saved state.
+        """
         return cls(
             nn.Linear(num_features, NUM_CLASSES),
             torch.zeros(NUM_CLASSES, num_emojis),
             torch.zeros(num_emojis),
-            params=ZeroShotParams(visual_weight=0.5 if visual else 0.0),
-            visual=torch.zeros(num_emojis, num_features) if visual else None,
+            params=ZeroShotParams(visual_weight=0.0),
         )
 
     @classmethod

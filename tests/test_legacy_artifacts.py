@@ -17,7 +17,7 @@ import torch
 from legacy_backbone import register
 
 from emojinet.checkpoint import load
-from emojinet.preprocess import decode_image, eval_preset
+from emojinet.preprocess import PreprocessConfig, decode_image, eval_preset
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
 EXPECTED = json.loads((LEGACY / "expected.json").read_text())
@@ -58,4 +58,5 @@ def test_legacy_preprocessing_travels_with_the_model() -> None:
     assert ckpt_model.preprocess == release_model.preprocess
     assert ckpt_model.preprocess.input_size == 32
     zeroshot, _ = load(LEGACY / "zeroshot")
-    assert zeroshot.preprocess.to_dict() == EXPECTED["zeroshot_preprocess"]
+    assert zeroshot.preprocess == PreprocessConfig.from_dict(EXPECTED["zeroshot_preprocess"])
+    assert zeroshot.preprocess.crop == "full"

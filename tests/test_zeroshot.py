@@ -41,7 +41,7 @@ def default_head(backbone: Backbone) -> ZeroShotHead:
 
 
 def _top5(backbone: Backbone, head: ZeroShotHead, photo: np.ndarray) -> list[str]:
-    batch = to_tensor_batch([Image.fromarray(photo).convert("RGB")], backbone.preprocess)
+    batch = to_tensor_batch([Image.fromarray(photo).convert("RGB")], backbone.default_preprocess)
     with torch.no_grad():
         logits = head(backbone.forward_features(batch))  # (1, V)
     return [Vocabulary.all()[i] for i in logits[0].topk(5).indices.tolist()]
@@ -138,7 +138,7 @@ def test_head_state_dict_holds_buffers(default_head: ZeroShotHead) -> None:
     assert {"imagenet_weight", "affinity", "prior", "calibration", "visual"} <= set(state)
     assert state["affinity"].shape == (NUM_CLASSES, len(Vocabulary.all()))
     assert list(default_head.parameters()) == []
-    again = ZeroShotHead.skeleton(1280, len(Vocabulary.all()), visual=state["visual"].shape[1] > 0)
+    again = ZeroShotHead.skeleton(1280, len(Vocabulary.all()))
     again.load_state_dict(state)
     x = torch.randn(2, 1280)
     assert torch.equal(again(x), default_head(x))
@@ -156,7 +156,7 @@ def test_version_1_state_loads_with_the_old_formula(backbone: Backbone) -> None:
         "affinity": aff,
         "prior": prior,
     }
-    head = ZeroShotHead.skeleton(1280, len(vocab), visual=False)
+    head = ZeroShotHead.skeleton(1280, len(vocab))
     head.load_state_dict(old_state)  # no version metadata, as in a safetensors file
     x = torch.randn(2, 1280)
     probs = torch.softmax(backbone.imagenet_head(x), dim=-1)
