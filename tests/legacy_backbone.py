@@ -6,7 +6,9 @@ artifact and a training checkpoint written by an older EmojiNet can live in git.
 
 from __future__ import annotations
 
-import torch
+import contextlib
+from collections.abc import Iterator
+
 from torch import nn
 
 from emojinet.backbones import Backbone, list_backbones, register_backbone
@@ -21,13 +23,22 @@ def _tiny(*, weights: str = "imagenet") -> Backbone:
     head = nn.Linear(16, 1000) if weights != "none" else None
     if weights not in ("imagenet", "none"):
         raise ValueError("legacy_tiny has no weight files")
-    return Backbone(NAME, nn.Sequential(stem, body), 16, PreprocessConfig(32, 36), head, [stem, body])
+    return Backbone(
+        NAME, nn.Sequential(stem, body), 16, PreprocessConfig(32, 36), head, [stem, body]
+    )
 
 
-def register() -> None:
-    """Add ``legacy_tiny`` to the backbone registry (once per process)."""
+@contextlib.contextmanager
+def registered() -> Iterator[None]:
+    """``legacy_tiny`` in the backbone registry for the duration of the block only."""
+    from emojinet import backbones
+
     if NAME not in list_backbones():
         register_backbone(NAME)(_tiny)
+    try:
+        yield
+    finally:
+        backbones._REGISTRY.pop(NAME, None)
 
 
-__all__ = ["NAME", "register", "torch"]
+__all__ = ["NAME", "registered"]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from legacy_backbone import register
+from legacy_backbone import registered
 
 from emojinet.checkpoint import load
 from emojinet.preprocess import PreprocessConfig, decode_image, eval_preset
@@ -24,8 +25,9 @@ EXPECTED = json.loads((LEGACY / "expected.json").read_text())
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _tiny_backbone() -> None:
-    register()
+def _tiny_backbone() -> Iterator[None]:
+    with registered():
+        yield
 
 
 def _probs(model: torch.nn.Module, name: str) -> list[float]:

@@ -1,4 +1,5 @@
-"""How the files in this folder were made (kept for the record; ran once, at commit bccc78e).
+"""How the files in this folder were made (kept for the record; ran once, at commit bccc78e;
+the registration helper it uses was renamed since, and newer code cannot write "old" files).
 
 It writes, with the EmojiNet code of that commit: a training checkpoint and a release written
 by the real trainer (``training.train``, 1 epoch on 48 Fashion-MNIST images, the tiny test
@@ -54,7 +55,11 @@ def _probs(model: torch.nn.Module, images: dict[str, np.ndarray]) -> dict[str, l
 
 
 def main() -> None:
-    legacy_backbone.register()
+    with legacy_backbone.registered():
+        _write_all()
+
+
+def _write_all() -> None:
     torch.manual_seed(0)
     images = _photos()
     expected: dict[str, object] = {"commit": "bccc78e"}
@@ -62,10 +67,12 @@ def main() -> None:
         tmp = Path(tmp_name)
         data = fashion_dataset(tmp, n_train=48, n_test=12, val_fraction=0.25)
         run = tmp / "run"
+        paths = [str(REPO), str(REPO / "tests")]
         code = (
-            "import sys; sys.path[:0] = [%r, %r]; import legacy_backbone; "
-            "legacy_backbone.register(); from training.train import get_args_parser, main; "
-            "main(get_args_parser().parse_args(sys.argv[1:]))" % (str(REPO), str(REPO / "tests"))
+            f"import sys; sys.path[:0] = {paths!r}; import legacy_backbone; "
+            "legacy_backbone.registered().__enter__(); "
+            "from training.train import get_args_parser, main; "
+            "main(get_args_parser().parse_args(sys.argv[1:]))"
         )
         args = [
             "--data", str(data), "--output-dir", str(run), "--epochs", "1",
