@@ -1,30 +1,29 @@
-"""The ``emojinet`` command line: suggest, export, serve, and the training subcommands."""
+"""The ``emojinet`` command line: ``suggest``, ``export`` and ``gallery`` here; other packages
+(the service's ``serve``, the training commands) add theirs through the ``emojinet.commands``
+entry-point group, so the library never imports them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
+from emojinet.cli_args import VOCAB_HELP, add_model_args, float_range, int_range
 from emojinet.errors import EmojiNetError
 
 __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("emojinet")
 
-# Modules that add subcommands: each has ``register(subparsers)``, setting ``func`` on its parsers.
-_PLUGINS = ("training.cli", "service.cli", "emojinet.gallery_cli")
-
-VOCAB_HELP = (
-    "built-in model vocabulary: all (every current emoji; the default), "
-    "default (the 500 most used) or a vocabulary file"
-)
+#: Entry-point group of subcommand providers: each entry is a ``register(subparsers)`` function
+#: that adds parsers and sets ``func`` on them (see ``pyproject.toml``).
+COMMANDS_GROUP = "emojinet.commands"
 
 
 def _cmd_suggest(args: argparse.Namespace) -> int:
@@ -133,13 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("suggest", help="suggest emojis for image files")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top-k", type=_int_range(1, 50), default=5)
-    p.add_argument("--threshold", type=_float_range(0.0, 1.0), default=None)
-    _model_args(p)
+    p.add_argument("--top-k", type=int_range(1, 50), default=5)
+    p.add_argument("--threshold", type=float_range(0.0, 1.0), default=None)
+    add_model_args(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--distribution", action="store_true", help="also sample the emoji distribution")
-    p.add_argument("-n", type=_int_range(1, 1000), default=50, help="draws for --distribution")
-    p.add_argument("--temperature", type=_float_range(0.01, 100.0), default=1.0)
+    p.add_argument("-n", type=int_range(1, 1000), default=50, help="draws for --distribution")
+    p.add_argument("--temperature", type=float_range(0.01, 100.0), default=1.0)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
         "--gan",
@@ -158,50 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atol", type=float, default=1e-4)
     p.set_defaults(func=_cmd_export)
 
-    for plugin in _PLUGINS:
-        if importlib.util.find_spec(plugin) is not None:
-            importlib.import_module(plugin).register(sub)
+    from emojinet import gallery_cli
+
+    gallery_cli.register(sub)
+    for register in _command_providers():
+        register(sub)
     return parser
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model", default=None, help="release artifact or checkpoint (default: built-in)"
-    )
-    p.add_argument("--vocab", default=None, help=VOCAB_HELP)
-    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="torch")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument(
-        "--deny",
-        type=_comma_list,
-        default=_comma_list(os.environ.get("EMOJINET_DENY_LIST", "")),
-        metavar="EMOJIS",
-        help="comma-separated emojis never to suggest or sample (default: $EMOJINET_DENY_LIST)",
-    )
-
-
-def _comma_list(s: str) -> list[str]:
-    return [item.strip() for item in s.split(",") if item.strip()]
-
-
-def _int_range(lo: int, hi: int) -> Callable[[str], int]:
-    def parse(s: str) -> int:
-        v = int(s)
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {v}")
-        return v
-
-    return parse
-
-
-def _float_range(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(s: str) -> float:
-        v = float(s)
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {v}")
-        return v
-
-    return parse
+def _command_providers() -> list[Callable[[Any], None]]:
+    """The installed ``emojinet.commands`` entry points, by name; unloadable ones are skipped."""
+    providers = []
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            providers.append(ep.load())
+        except ModuleNotFoundError as exc:  # an optional part whose dependencies are missing
+            log.debug("skipping %s commands: %s", ep.name, exc)
+    return providers
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""``emojinet gallery IMAGES_DIR --out report/``: registered by ``emojinet.cli``."""
+"""``emojinet gallery IMAGES_DIR --out report/``: the command; ``emojinet.cli`` registers it."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from emojinet.cli import _float_range, _int_range, _model_args
+    from emojinet.cli_args import add_model_args, float_range, int_range
 
     p = sub.add_parser(
         "gallery",
@@ -51,17 +51,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("images_dir", metavar="IMAGES_DIR")
     p.add_argument("--out", default="report", help="report directory (default: report)")
-    _model_args(p)
-    p.add_argument("--top-n", type=_int_range(1, 100), default=8, help="images per emoji")
-    p.add_argument("--per-image", type=_int_range(1, 20), default=5, help="emojis per image")
-    p.add_argument("--batch-size", type=_int_range(1, 1024), default=32)
-    p.add_argument("--workers", type=_int_range(1, 64), default=2, help="image decoding threads")
+    add_model_args(p)
+    p.add_argument("--top-n", type=int_range(1, 100), default=8, help="images per emoji")
+    p.add_argument("--per-image", type=int_range(1, 20), default=5, help="emojis per image")
+    p.add_argument("--batch-size", type=int_range(1, 1024), default=32)
+    p.add_argument("--workers", type=int_range(1, 64), default=2, help="image decoding threads")
     p.add_argument(
         "--card-min-score",
-        type=_float_range(0.0, 1.0),
+        type=float_range(0.0, 1.0),
         default=0.01,
         help="PNG cards only for emojis that are the top emoji of an image scoring this much",
     )
-    p.add_argument("--max-cards", type=_int_range(0, 10_000), default=100)
+    p.add_argument("--max-cards", type=int_range(0, 10_000), default=100)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_gallery)
