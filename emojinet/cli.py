@@ -171,7 +171,10 @@ def _command_providers() -> list[Callable[[Any], None]]:
     for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         try:
             providers.append(ep.load())
-        except ModuleNotFoundError as exc:  # an optional part whose dependencies are missing
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] == ep.value.split(".")[0]:
+                raise  # the provider's own package is broken: say so
+            # An optional part whose third-party dependencies are not installed.
             log.debug("skipping %s commands: %s", ep.name, exc)
     return providers
 

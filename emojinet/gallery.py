@@ -7,8 +7,8 @@ and size and by the model's sha256 (a second run only scores new or changed file
 * ``index.html``: per emoji its top-N images, per image its top emojis; thumbnails, a search
   box and sorting by emoji frequency; self-contained (no network; thumbnails in ``thumbs/``);
 * ``gallery.json``: the same data for scripts;
-* ``cards/*.png``: per emoji that leads some image a shareable card: the emoji drawn with
-  Noto Color Emoji next to its top images.
+* ``cards/*.png``: per emoji that leads some image a shareable card (drawn by
+  :mod:`emojinet.gallery_cards`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import html
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,27 +27,24 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image
 
 from emojinet.errors import EmojiNetError
+from emojinet.gallery_cards import EMOJI_FONT, card_name, write_cards
 from emojinet.preprocess import decode_image
 from emojinet.vocab import Vocabulary
 
 __all__ = [
-    "EMOJI_FONT",
     "GalleryConfig",
     "GalleryResult",
     "build_gallery",
     "find_images",
-    "render_emoji",
     "score_images",
 ]
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
-EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
-_EMOJI_FONT_SIZE = 109  # the only size Noto Color Emoji's bitmaps come in
 CACHE_FILE = "scores.npz"
 _CACHE_VERSION = 1
 
@@ -221,79 +218,6 @@ def _write_thumb(data: bytes, path: Path, size: int) -> None:
     img.save(path, format="JPEG", quality=82, optimize=True)
 
 
-# -- emoji rendering and cards ----------------------------------------------------------------
-
-
-def render_emoji(emoji: str, size: int, *, font_path: Path = EMOJI_FONT) -> Image.Image:
-    """The emoji as an RGBA ``size`` x ``size`` image, drawn with Noto Color Emoji at 109 px."""
-    font = ImageFont.truetype(str(font_path), _EMOJI_FONT_SIZE)
-    canvas = Image.new("RGBA", (160, 160), (0, 0, 0, 0))
-    ImageDraw.Draw(canvas).text((80, 80), emoji, font=font, embedded_color=True, anchor="mm")
-    box = canvas.getbbox()
-    if box is None:
-        raise EmojiNetError(f"the emoji font has no glyph for {emoji!r}")
-    glyph = canvas.crop(box)
-    glyph.thumbnail((size, size), Image.Resampling.LANCZOS)
-    out = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    out.paste(glyph, ((size - glyph.width) // 2, (size - glyph.height) // 2), glyph)
-    return out
-
-
-def _text_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    for path in (
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-        "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
-    ):
-        if Path(path).is_file():
-            return ImageFont.truetype(path, size)
-    return ImageFont.load_default(size)
-
-
-def make_card(
-    emoji: str,
-    name: str,
-    images: Sequence[tuple[Path, float]],
-    *,
-    tile: int = 180,
-    font_path: Path = EMOJI_FONT,
-) -> Image.Image:
-    """One emoji (large, with its name) beside its top images and their scores."""
-    pad, label_h, head_w = 16, 30, 220
-    width = head_w + len(images) * (tile + pad) + pad
-    height = tile + label_h + 2 * pad
-    card = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(card)
-    glyph = render_emoji(emoji, 136, font_path=font_path)
-    card.paste(glyph, ((head_w - 136) // 2, pad + 10), glyph)
-    title = _text_font(20)
-    words = name if len(name) <= 20 else name[:19] + "…"
-    draw.text((head_w // 2, pad + 170), words, fill=(40, 40, 48), font=title, anchor="mm")
-    small = _text_font(16)
-    for j, (path, score) in enumerate(images):
-        x = head_w + j * (tile + pad)
-        img = decode_image(path.read_bytes(), draft_size=2 * tile)
-        thumb = ImageOps.fit(img, (tile, tile), Image.Resampling.LANCZOS)
-        card.paste(thumb, (x, pad))
-        draw.text(
-            (x + tile // 2, pad + tile + label_h // 2 + 2),
-            f"#{j + 1} · {_percent(score)}",
-            fill=(90, 90, 100),
-            font=small,
-            anchor="mm",
-        )
-    return card
-
-
-def _percent(score: float) -> str:
-    return f"{score:.0%}" if score >= 0.1 else f"{score:.1%}" if score >= 0.001 else "<0.1%"
-
-
-def _card_name(emoji: str, name: str) -> str:
-    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-    code = "-".join(f"{ord(c):x}" for c in emoji if c != "\ufe0f")
-    return f"{slug}-{code}.png"
-
-
 # -- the report -------------------------------------------------------------------------------
 
 
@@ -341,7 +265,6 @@ def build_gallery(
     cfg: GalleryConfig = GalleryConfig(),
     *,
     font_path: Path = EMOJI_FONT,
-    on_progress: Callable[[str], None] | None = None,
 ) -> GalleryResult:
     """Score the images, write ``index.html``, ``gallery.json`` and the emoji cards to ``out``."""
     root = Path(images_dir)
@@ -364,7 +287,15 @@ def build_gallery(
         }
         for p, key, top in zip(paths, keys, per_image, strict=True)
     ]
-    cards = _write_cards(out / "cards", emojis, paths, cfg, font_path)
+    cards = write_cards(
+        out / "cards",
+        emojis,
+        paths,
+        min_score=cfg.card_min_score,
+        max_cards=cfg.max_cards,
+        per_card=cfg.card_images,
+        font_path=font_path,
+    )
     card_names = {c.name for c in cards}
     report = {
         "model": {"name": predictor.info.name, "sha256": predictor.info.sha256},
@@ -380,7 +311,7 @@ def build_gallery(
                 "prior": e["prior"],
                 "card": (
                     f"cards/{card}"
-                    if (card := _card_name(e["emoji"], e["name"])) in card_names
+                    if (card := card_name(e["emoji"], e["name"])) in card_names
                     else None
                 ),
                 "top": [{"image": i, "score": round(s, 5)} for i, s in e["images"]],
@@ -390,8 +321,6 @@ def build_gallery(
     }
     (out / "gallery.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
     (out / "index.html").write_text(_html(report, cfg), encoding="utf-8")
-    if on_progress:
-        on_progress(f"{len(paths)} images ({scored} scored, {len(paths) - scored} from the cache)")
     return GalleryResult(
         out=out,
         images=paths,
@@ -401,37 +330,6 @@ def build_gallery(
         unreadable=unreadable,
         cards=cards,
     )
-
-
-def _write_cards(
-    cards_dir: Path,
-    emojis: list[dict[str, Any]],
-    paths: Sequence[Path],
-    cfg: GalleryConfig,
-    font_path: Path,
-) -> list[Path]:
-    """PNG cards for the emojis that lead (rank first for) an image scoring ``card_min_score``+."""
-    if not font_path.is_file():
-        log.warning("no emoji font at %s (Debian: fonts-noto-color-emoji): no cards", font_path)
-        return []
-    confident = [
-        e
-        for e in emojis
-        if e["leads"] > 0 and e["images"] and e["images"][0][1] >= cfg.card_min_score
-    ]
-    confident.sort(key=lambda e: -e["images"][0][1])
-    cards_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for e in confident[: cfg.max_cards]:
-        top = [(paths[i], s) for i, s in e["images"][: cfg.card_images]]
-        path = cards_dir / _card_name(e["emoji"], e["name"])
-        try:
-            make_card(e["emoji"], e["name"], top, font_path=font_path).save(path, optimize=True)
-        except EmojiNetError as exc:
-            log.warning("no card for %s: %s", e["emoji"], exc)
-            continue
-        written.append(path)
-    return written
 
 
 def _html(report: dict[str, Any], cfg: GalleryConfig) -> str:

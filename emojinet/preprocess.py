@@ -15,7 +15,12 @@ import torch
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 from torchvision.transforms import v2 as T
 
-from emojinet.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageFormatError
+from emojinet.errors import (
+    ConfigError,
+    ImageTooLargeError,
+    InvalidImageError,
+    UnsupportedImageFormatError,
+)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -65,7 +70,7 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         if self.crop not in ("center", "full"):
-            raise ValueError(f"unknown crop {self.crop!r}; choose 'center' or 'full'")
+            raise ConfigError(f"unknown crop {self.crop!r}; choose 'center' or 'full'")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -289,7 +294,7 @@ def _interpolation(name: str) -> T.InterpolationMode:
         return T.InterpolationMode(name)
     except ValueError:
         choices = ", ".join(m.value for m in T.InterpolationMode)
-        raise ValueError(f"unknown interpolation {name!r}; choose one of {choices}") from None
+        raise ConfigError(f"unknown interpolation {name!r}; choose one of {choices}") from None
 
 
 def eval_preset(cfg: PreprocessConfig) -> T.Compose:

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from emojinet.backbones import Backbone
-from emojinet.errors import VocabularyError
+from emojinet.errors import ConfigError, VocabularyError
 from emojinet.vocab import Vocabulary, normalize_emoji
 
 __all__ = [
@@ -317,7 +317,7 @@ class ZeroShotHead(nn.Module):
     def from_backbone(cls, backbone: Backbone, vocab: Vocabulary) -> ZeroShotHead:
         """Build the head from a backbone's ImageNet classifier and the shipped concept map."""
         if backbone.imagenet_head is None:
-            raise ValueError(
+            raise ConfigError(
                 f"backbone {backbone.name!r} has no ImageNet classifier: the zero-shot head "
                 "needs pretrained ImageNet weights (weights='imagenet' or a full weights file)"
             )

@@ -14,13 +14,8 @@ from PIL import Image
 from service_fixtures import tiny_release
 
 from emojinet.cli import main
-from emojinet.gallery import (
-    EMOJI_FONT,
-    GalleryConfig,
-    GalleryResult,
-    build_gallery,
-    render_emoji,
-)
+from emojinet.gallery import GalleryConfig, GalleryResult, build_gallery
+from emojinet.gallery_cards import EMOJI_FONT, render_emoji
 from emojinet.predictor import Predictor
 from emojinet.vocab import Vocabulary
 
