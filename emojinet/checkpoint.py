@@ -44,6 +44,7 @@ __all__ = [
     "load_checkpoint",
     "load_release",
     "model_digest",
+    "read_release",
     "release_paths",
     "save_checkpoint",
     "write_safetensors_release",
@@ -304,8 +305,15 @@ def write_safetensors_release(
     return meta
 
 
-def load_release(path: str | Path, *, verify: bool = True) -> tuple[EmojiNet, dict[str, Any]]:
-    """Load a release artifact, checking the weights' sha256 against the metadata."""
+def read_release(
+    path: str | Path, *, fmt: str = FORMAT, verify: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The state dict and metadata of a ``NAME.safetensors`` + ``NAME.json`` artifact.
+
+    Checks that both files exist, that the metadata is JSON of format ``fmt`` and, with
+    ``verify``, that the weights' sha256 matches it. Every artifact kind (classifier, EmojiGAN)
+    reads its files here; rebuilding the module from them is the caller's.
+    """
     weights_path, meta_path = release_paths(path)
     for p in (meta_path, weights_path):
         if not p.is_file():
@@ -317,8 +325,8 @@ def load_release(path: str | Path, *, verify: bool = True) -> tuple[EmojiNet, di
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{meta_path} is not valid JSON metadata: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_path} is not EmojiNet release metadata (format {FORMAT})")
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise CheckpointError(f"{meta_path} is not EmojiNet release metadata (format {fmt})")
     if verify:
         digest = file_sha256(weights_path)
         if digest != meta.get("sha256"):
@@ -330,8 +338,15 @@ def load_release(path: str | Path, *, verify: bool = True) -> tuple[EmojiNet, di
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights_path} is not a readable safetensors file: {exc}") from exc
-    cfg = _config_from(meta["config"], meta_path)
-    vocab = _vocab_from(meta["vocab"], meta_path)
+    return state, meta
+
+
+def load_release(path: str | Path, *, verify: bool = True) -> tuple[EmojiNet, dict[str, Any]]:
+    """Load a classifier release artifact, checking the weights' sha256 against the metadata."""
+    state, meta = read_release(path, verify=verify)
+    weights_path, meta_path = release_paths(path)
+    cfg = _config_from(meta.get("config"), meta_path)
+    vocab = _vocab_from(meta.get("vocab"), meta_path)
     _check_head_size(state, vocab, weights_path)
     model = _rebuild(cfg, vocab, state, weights_path, meta.get("preprocess"))
     return model, meta
