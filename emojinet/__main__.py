@@ -1,3 +1,5 @@
+"""``python -m emojinet``: the same command line as ``emojinet``."""
+
 import sys
 
 from emojinet.cli import main
