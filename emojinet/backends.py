@@ -1,11 +1,14 @@
-"""Inference backends behind one interface: ``predict(batch) -> probs``.
+"""Inference backends: one forward pass over a batch, typed :class:`Outputs` back.
 
-``predict_with_features(batch) -> (probs, features)`` returns the backbone's pooled features
-from the same forward pass (the EmojiGAN head is conditioned on them).
+Owns the backend interface (:class:`InferenceBackend`: ``run(batch, features=...)`` and the
+``supports_features`` capability), the :class:`Outputs` of a pass, and its two implementations:
 
 * :class:`TorchBackend` runs the model eagerly (CUDA with fp16 autocast and channels_last
   when available).
 * :class:`OnnxBackend` runs an ONNX export with ONNX Runtime; several times faster on a CPU.
+
+Backbone features (what the EmojiGAN head is conditioned on) come from the same pass as the
+probabilities, and are copied to the host only when a caller asks for them.
 """
 
 from __future__ import annotations
@@ -13,18 +16,23 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from emojinet.checkpoint import atomic_write, model_digest
+from emojinet.errors import ConfigError, FeaturesUnavailableError
 from emojinet.model import EmojiNet
 
 __all__ = [
     "InferenceBackend",
     "OnnxBackend",
+    "OutputRow",
+    "Outputs",
     "TorchBackend",
     "export_onnx",
     "make_backend",
@@ -35,19 +43,70 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BackendName = Literal["auto", "torch", "onnx"]
+Array = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class OutputRow:
+    """One input's share of a forward pass."""
+
+    probs: Array  # (V,) per-emoji probabilities
+    features: Array | None = None  # (D,) pooled backbone features, when they were asked for
+
+    def require_features(self) -> Array:
+        """The (D,) features; :class:`FeaturesUnavailableError` if the pass did not return them."""
+        if self.features is None:
+            raise FeaturesUnavailableError("this result has no backbone features")
+        return self.features
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What one forward pass over N inputs returns."""
+
+    probs: Array  # (N, V) per-emoji probabilities
+    features: Array | None = None  # (N, D) pooled backbone features, only when asked for
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    def rows(self) -> list[OutputRow]:
+        """One :class:`OutputRow` per input, in batch order."""
+        if self.features is None:
+            return [OutputRow(p) for p in self.probs]
+        return [OutputRow(p, f) for p, f in zip(self.probs, self.features, strict=True)]
 
 
 class InferenceBackend(Protocol):
     name: str
     device: str
+    supports_features: bool  # run(..., features=True) returns them
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) float32 normalised images → (N, V) float32 probabilities."""
+    def run(self, batch: Array, *, features: bool = False) -> Outputs:
+        """(N, 3, H, W) float32 normalised images → (N, V) probabilities and, with
+        ``features``, the (N, D) pooled backbone features of the same pass.
+
+        Raises:
+            FeaturesUnavailableError: ``features`` asked of a backend without them.
+        """
         ...
 
-    def predict_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 3, H, W) → ((N, V) probabilities, (N, D) pooled backbone features), one pass."""
-        ...
+
+class _Convenience:
+    """Shortcuts over ``run`` for scripts and checks."""
+
+    def run(self, batch: Array, *, features: bool = False) -> Outputs:
+        raise NotImplementedError
+
+    def predict(self, batch: Array) -> Array:
+        """(N, 3, H, W) → (N, V) probabilities."""
+        return self.run(batch).probs
+
+    def predict_with_features(self, batch: Array) -> tuple[Array, Array]:
+        """(N, 3, H, W) → ((N, V) probabilities, (N, D) features), one pass."""
+        out = self.run(batch, features=True)
+        assert out.features is not None
+        return out.probs, out.features
 
 
 def select_device(spec: str = "auto") -> torch.device:
@@ -55,14 +114,16 @@ def select_device(spec: str = "auto") -> torch.device:
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {spec!r} was requested but CUDA is not available here")
+        raise ConfigError(f"device {spec!r} was requested but CUDA is not available here")
     if spec not in ("cpu",) and not spec.startswith("cuda"):
-        raise ValueError(f"unknown device {spec!r}; choose auto, cpu or cuda[:N]")
+        raise ConfigError(f"unknown device {spec!r}; choose auto, cpu or cuda[:N]")
     return torch.device(spec)
 
 
-class TorchBackend:
+class TorchBackend(_Convenience):
     """Eager PyTorch. On CUDA: channels_last memory format and fp16 autocast."""
+
+    supports_features = True
 
     def __init__(self, model: EmojiNet, device: str | torch.device = "auto") -> None:
         self.torch_device = select_device(device) if isinstance(device, str) else device
@@ -74,24 +135,21 @@ class TorchBackend:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        return self.predict_with_features(batch)[0]
-
-    @torch.inference_mode()
-    def predict_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, batch: Array, *, features: bool = False) -> Outputs:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(
             self.torch_device, non_blocking=True
         )
         if self._cuda:
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.float16):
-                features = self.model.forward_features(x)  # (N, D)
-                logits = self.model.forward_head(features)  # (N, V)
+                f = self.model.forward_features(x)  # (N, D)
+                logits = self.model.forward_head(f)  # (N, V)
         else:
-            features = self.model.forward_features(x)
-            logits = self.model.forward_head(features)
+            f = self.model.forward_features(x)
+            logits = self.model.forward_head(f)
         probs = torch.sigmoid(logits.float()).cpu().numpy()
-        return probs, features.float().cpu().numpy()
+        # The features stay on the device unless asked for: no copy for the classifier head.
+        return Outputs(probs, f.float().cpu().numpy() if features else None)
 
 
 def export_onnx(model: EmojiNet, path: str | Path, *, opset: int = 18) -> Path:
@@ -144,7 +202,7 @@ def _cache_dir() -> Path:
 _export_lock = threading.Lock()
 
 
-class OnnxBackend:
+class OnnxBackend(_Convenience):
     """ONNX Runtime on the CPU (or CUDA when its provider is installed)."""
 
     def __init__(self, onnx_path: str | Path, *, threads: int | None = None) -> None:
@@ -163,6 +221,7 @@ class OnnxBackend:
         self.device = "cuda" if providers[0].startswith("CUDA") else "cpu"
         self.name = "onnx"
         self.path = Path(onnx_path)
+        self.supports_features = "features" in {o.name for o in self.session.get_outputs()}
 
     @classmethod
     def from_model(cls, model: EmojiNet, *, cache_dir: str | Path | None = None) -> OnnxBackend:
@@ -176,21 +235,16 @@ class OnnxBackend:
                 export_onnx(model, path)
         return cls(path)
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        (probs,) = self.session.run(["probs"], {"images": x})
-        return np.asarray(probs, dtype=np.float32)
-
-    def predict_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        outputs = {o.name for o in self.session.get_outputs()}
-        if "features" not in outputs:
-            raise RuntimeError(
+    def run(self, batch: Array, *, features: bool = False) -> Outputs:
+        if features and not self.supports_features:
+            raise FeaturesUnavailableError(
                 f"{self.path} has no 'features' output: re-export it with this version "
                 "(emojinet export --onnx PATH)"
             )
         x = np.ascontiguousarray(batch, dtype=np.float32)
-        probs, features = self.session.run(["probs", "features"], {"images": x})
-        return np.asarray(probs, dtype=np.float32), np.asarray(features, dtype=np.float32)
+        names = ["probs", "features"] if features else ["probs"]
+        got = [np.asarray(a, dtype=np.float32) for a in self.session.run(names, {"images": x})]
+        return Outputs(got[0], got[1] if features else None)
 
 
 def make_backend(
@@ -198,7 +252,7 @@ def make_backend(
 ) -> InferenceBackend:
     """``auto``: torch on CUDA when a GPU is there, otherwise ONNX Runtime on the CPU."""
     if backend not in ("auto", "torch", "onnx"):
-        raise ValueError(f"unknown backend {backend!r}; choose auto, torch or onnx")
+        raise ConfigError(f"unknown backend {backend!r}; choose auto, torch or onnx")
     dev = select_device(device)
     if backend == "torch" or (backend == "auto" and dev.type == "cuda"):
         return TorchBackend(model, dev)

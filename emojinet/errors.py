@@ -31,3 +31,11 @@ class WeightsUnavailableError(EmojiNetError, RuntimeError):
 
 class ConfigError(EmojiNetError, ValueError):
     """A model or run configuration is invalid: an unknown head, backbone or key."""
+
+
+class SamplingError(EmojiNetError, ValueError):
+    """Emojis cannot be drawn as asked: a bad count, temperature or shape, or all scores zero."""
+
+
+class FeaturesUnavailableError(EmojiNetError):
+    """The inference backend cannot return backbone features (an ONNX file exported without)."""

@@ -1,5 +1,8 @@
 """The EmojiGAN head at inference time: a GAN release bound to one classifier, and its draws.
 
+Owns :class:`GanHead` (loading a release for one model, drawing emojis from backbone features,
+describing the draws with :func:`emojinet.sampling.describe_draws`) and :class:`GanHeadError`.
+
 A GAN release is conditioned on one classifier's backbone features; :meth:`GanHead.load`
 refuses a release trained on another model (its ``backbone_sha256`` must equal the loaded
 model's sha256) or over another vocabulary. The service and ``emojinet suggest --gan`` share it.
@@ -17,7 +20,7 @@ import torch
 
 from emojinet.errors import EmojiNetError
 from emojinet.gan import EmojiGAN, load_gan
-from emojinet.sampling import Distribution, mode_stability, summarize
+from emojinet.sampling import Distribution, check_draws, describe_draws
 from emojinet.vocab import Vocabulary
 
 __all__ = ["GanHead", "GanHeadError"]
@@ -106,22 +109,12 @@ class GanHead:
         The histogram, mode and top-k are those of the draws; ``entropy`` and ``mode_stability``
         are those of the draws' empirical frequencies (the GAN has no closed-form
         distribution). ``temperature`` is reported as 1: it does not apply to the generator.
+
+        Raises:
+            SamplingError: ``n`` is under 1.
         """
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+        check_draws(n)
         draws = self.draw(np.asarray(features, np.float32)[None], n, seed=seed)[0]  # (n,)
-        vocab = list(self.vocab.emojis)
-        freqs = torch.from_numpy(np.bincount(draws, minlength=len(vocab)) / n)  # (V,)
-        histogram, mode = summarize(draws.tolist(), freqs, vocab)
+        freqs = torch.from_numpy(np.bincount(draws, minlength=len(self.vocab)) / n)  # (V,)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        nz = freqs[freqs > 0]
-        return Distribution(
-            samples=[vocab[i] for i in draws.tolist()],
-            histogram=histogram,
-            mode=vocab[mode],
-            mode_stability=mode_stability(freqs, n, mode, generator=gen),
-            entropy=0.0 - float((nz * nz.log2()).sum()),  # 0.0, never -0.0
-            top_k=[(e, c / n) for e, c in histogram[:k]],
-            n=n,
-            temperature=1.0,
-        )
+        return describe_draws(draws.tolist(), freqs, list(self.vocab.emojis), generator=gen, k=k)

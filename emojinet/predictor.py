@@ -1,37 +1,60 @@
 """The predictor: bytes in, emoji suggestions out. Knows nothing about HTTP.
 
-Split in the steps a server schedules differently:
+Owns a loaded model with its preprocessing, its inference backend and its deny-list, and the
+typed results (:class:`Prediction`, :class:`Suggestion`, :class:`ModelInfo`). Split in the steps
+a server schedules differently:
 
 * :meth:`Predictor.preprocess` decodes and transforms one image (CPU, thread pool);
-* :meth:`Predictor.predict_batch` runs one forward pass over a stacked batch (the device);
-  :meth:`Predictor.predict_with_features` also returns the backbone features of that pass;
+* :meth:`Predictor.run_batch` runs one forward pass over a stacked batch (the device) and
+  returns :class:`~emojinet.backends.Outputs`: probabilities, and backbone features when asked
+  for (:attr:`Predictor.supports_features` says whether they can be);
 * :meth:`Predictor.top_k` turns one row of probabilities into suggestions.
+
+:meth:`Predictor.predict` chains the three for scripts and the command line. The deny-list is
+applied in :meth:`Predictor.run_batch` alone: a deny-listed emoji's probability is 0 there, so
+no head and no endpoint ever sees it (the EmojiGAN head reads the same mask,
+:attr:`Predictor.denied`, to never draw one).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
-from emojinet.backends import BackendName, InferenceBackend, make_backend, model_digest
+from emojinet import checkpoint
+from emojinet.backends import (
+    BackendName,
+    InferenceBackend,
+    OutputRow,
+    Outputs,
+    make_backend,
+    model_digest,
+)
 from emojinet.errors import VocabularyError
-from emojinet.model import EmojiNet, EmojiNetConfig, build_model
+from emojinet.model import EmojiNet
 from emojinet.preprocess import DEFAULT_MAX_PIXELS, decode_image, eval_preset
 from emojinet.vocab import Vocabulary, normalize_emoji
 
-__all__ = ["ModelInfo", "Predictor", "Suggestion", "deny_mask", "load_model"]
+__all__ = [
+    "ModelInfo",
+    "OutputRow",
+    "Outputs",
+    "Prediction",
+    "Predictor",
+    "Suggestion",
+    "deny_mask",
+]
 
 log = logging.getLogger(__name__)
 
-#: The built-in zero-shot model suggests from every current emoji (a trained classifier keeps
-#: the vocabulary it was trained on).
-BUILTIN_VOCAB = "all"
+Array = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -39,6 +62,15 @@ class Suggestion:
     emoji: str
     name: str
     score: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's result from :meth:`Predictor.predict`."""
+
+    suggestions: list[Suggestion]  # the best emojis, best first
+    probs: Array  # (V,) per-emoji probabilities, deny-listed ones 0
+    features: Array | None = None  # (D,) backbone features, when asked for
 
 
 @dataclass(frozen=True)
@@ -56,29 +88,18 @@ class ModelInfo:
         return asdict(self)
 
 
-def load_model(path: str | Path | None = None, *, vocab: str | None = None) -> tuple[EmojiNet, str]:
-    """A release artifact or checkpoint at ``path``, else the built-in zero-shot model.
-
-    Returns the model and its sha256 (the release file's digest when there is one).
-    ``vocab`` (``"all"``, the built-in model's default: every current emoji; ``"default"``:
-    the 500 most used; or a file) picks the zero-shot vocabulary.
-    """
-    from emojinet.checkpoint import load_checkpoint, load_release
-
-    if path:
-        p = Path(path)
-        if p.suffix in (".pt", ".pth", ".ckpt"):
-            model, _ = load_checkpoint(p)
-            return model, model_digest(model)
-        model, meta = load_release(p)
-        return model, str(meta["sha256"])
-    spec = vocab or BUILTIN_VOCAB
-    model = build_model(EmojiNetConfig(vocab=spec), Vocabulary.resolve(spec))
-    return model, model_digest(model)
-
-
 class Predictor:
-    """A model, its preprocessing and an inference backend."""
+    """A model, its preprocessing, an inference backend and a deny-list.
+
+    Args:
+        sha256: the model's identity (:attr:`emojinet.checkpoint.ModelMeta.digest`); computed
+            from the weights when not given.
+        max_pixels: images with more pixels are refused before decoding.
+        deny: emojis never to suggest or draw; ones outside the vocabulary are ignored.
+
+    Raises:
+        VocabularyError: a deny-list entry is not an emoji, or it denies every emoji.
+    """
 
     def __init__(
         self,
@@ -96,6 +117,8 @@ class Predictor:
         self._transform = eval_preset(model.preprocess)
         self._names = model.vocab.names()
         self.denied = deny_mask(model.vocab, deny)
+        if self.denied.all():
+            raise VocabularyError("the deny-list holds every emoji of the model's vocabulary")
         self.info = ModelInfo(
             name=model.cfg.name,
             backbone=model.cfg.backbone,
@@ -118,71 +141,101 @@ class Predictor:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         deny: Iterable[str] = (),
     ) -> Predictor:
-        model, digest = load_model(path, vocab=vocab)
+        """The model at ``path`` (see :func:`emojinet.checkpoint.load`) on ``backend``."""
+        model, meta = checkpoint.load(path, vocab=vocab)
         backend_impl = make_backend(model, backend, device)
-        return cls(model, backend_impl, sha256=digest, max_pixels=max_pixels, deny=deny)
+        return cls(model, backend_impl, sha256=meta.digest, max_pixels=max_pixels, deny=deny)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         size = self.model.preprocess.input_size
         return (3, size, size)
 
-    def preprocess(self, data: bytes) -> np.ndarray:
+    @property
+    def supports_features(self) -> bool:
+        """Whether :meth:`run_batch` can return backbone features (the EmojiGAN head needs them)."""
+        return self.backend.supports_features
+
+    def preprocess(self, data: bytes) -> Array:
         """Image bytes → (3, H, W) float32. Raises InvalidImageError / ImageTooLargeError."""
         img = decode_image(
             data, max_pixels=self.max_pixels, draft_size=self.model.preprocess.resize_size
         )
         x: torch.Tensor = self._transform(img)
-        return x.numpy()
+        out: Array = x.numpy()
+        return out
 
-    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) → (N, V) probabilities: one forward pass.
+    def run_batch(self, batch: Array, *, features: bool = False) -> Outputs:
+        """(N, 3, H, W) → (N, V) probabilities, and (N, D) features with ``features``: one pass.
 
         Deny-listed emojis get probability 0 here, the one place every head, endpoint and
         command goes through, so they are never suggested or sampled.
+
+        Raises:
+            FeaturesUnavailableError: ``features`` asked of a backend without them.
         """
-        return self._deny(self.backend.predict(batch))
+        out = self.backend.run(batch, features=features)
+        if not self.denied.any():
+            return out
+        probs = out.probs.copy()
+        probs[:, self.denied] = 0.0
+        return Outputs(probs, out.features)
 
-    def predict_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 3, H, W) → ((N, V) probabilities, (N, D) pooled backbone features), one pass.
+    def predict_batch(self, batch: Array) -> Array:
+        """(N, 3, H, W) → (N, V) probabilities (:meth:`run_batch` without features)."""
+        return self.run_batch(batch).probs
 
-        The features condition the EmojiGAN head; the deny-list applies to the probabilities
-        as in :meth:`predict_batch` (and to GAN draws through :attr:`denied`).
+    def predict_with_features(self, batch: Array) -> tuple[Array, Array]:
+        """(N, 3, H, W) → ((N, V) probabilities, (N, D) features).
+
+        Kept for callers not yet on :meth:`run_batch` or :meth:`predict`.
         """
-        probs, features = self.backend.predict_with_features(batch)
-        return self._deny(probs), features
+        out = self.run_batch(batch, features=True)
+        assert out.features is not None
+        return out.probs, out.features
 
-    def _deny(self, probs: np.ndarray) -> np.ndarray:
-        if self.denied.any():
-            probs = probs.copy()
-            probs[:, self.denied] = 0.0
-        return probs
+    def top_k(self, probs: Array, k: int = 5, threshold: float | None = None) -> list[Suggestion]:
+        """One row (V,) of :meth:`run_batch` → the ``k`` best emojis, dropping those under
+        ``threshold``.
 
-    def top_k(
-        self, probs: np.ndarray, k: int = 5, threshold: float | None = None
-    ) -> list[Suggestion]:
-        """One row (V,) → the ``k`` best emojis, dropping those under ``threshold``.
-
-        Deny-listed emojis are never returned, even when ``k`` exceeds the allowed ones.
+        Emojis with probability 0 (the deny-listed ones) are never returned, even when ``k``
+        exceeds the others.
         """
-        scores = np.where(self.denied, -np.inf, probs)
-        k = max(1, min(k, int((~self.denied).sum())))
-        idx = np.argpartition(-scores, k - 1)[:k]
-        idx = idx[np.argsort(-scores[idx], kind="stable")]
+        candidates = np.flatnonzero(probs > 0)
+        k = min(k, len(candidates))
+        if k < 1:
+            return []
+        idx = candidates[np.argpartition(-probs[candidates], k - 1)[:k]]
+        idx = idx[np.argsort(-probs[idx], kind="stable")]
         out = [Suggestion(self.vocab[i], self._names[i], float(probs[i])) for i in idx]
         if threshold is not None:
             out = [s for s in out if s.score >= threshold]
         return out
 
-    def suggest(
-        self, images: list[bytes], k: int = 5, threshold: float | None = None
-    ) -> list[list[Suggestion]]:
-        """Convenience for scripts: preprocess, one batch, top-k per image."""
-        batch = np.stack([self.preprocess(b) for b in images])
-        return [self.top_k(row, k, threshold) for row in self.predict_batch(batch)]
+    def predict(
+        self,
+        images: Sequence[bytes],
+        *,
+        k: int = 5,
+        threshold: float | None = None,
+        features: bool = False,
+    ) -> list[Prediction]:
+        """Decode, run one batch and rank: one :class:`Prediction` per image, in order.
+
+        Raises:
+            InvalidImageError, ImageTooLargeError: an image cannot be decoded.
+            FeaturesUnavailableError: ``features`` asked of a backend without them.
+        """
+        if not images:
+            return []
+        out = self.run_batch(np.stack([self.preprocess(b) for b in images]), features=features)
+        return [
+            Prediction(self.top_k(row.probs, k, threshold), row.probs, row.features)
+            for row in out.rows()
+        ]
 
 
-def deny_mask(vocab: Vocabulary, deny: Iterable[str]) -> np.ndarray:
+def deny_mask(vocab: Vocabulary, deny: Iterable[str]) -> npt.NDArray[np.bool_]:
     """(V,) bool mask of deny-listed emojis.
 
     Entries must be emojis; ones outside ``vocab`` are ignored, so one deny-list can serve

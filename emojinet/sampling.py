@@ -3,6 +3,10 @@
 The EmojiGAN paper (Barbieri et al.) argues that one photo maps to a *distribution* over emojis,
 not to one emoji. Given a model's per-emoji scores we form a categorical distribution, draw
 ``n`` emojis, and report the histogram, its mode, the entropy, and how stable that mode is.
+
+Owns :class:`Distribution` and :func:`describe_draws`, which every head shares (the classifier's
+:func:`sample_distribution` here, the EmojiGAN head in :mod:`emojinet.gan_head`), and the
+classifier's categorical sampling.
 """
 
 from __future__ import annotations
@@ -15,7 +19,17 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Distribution", "categorical", "mode_stability", "sample_distribution", "summarize"]
+from emojinet.errors import SamplingError
+
+__all__ = [
+    "Distribution",
+    "categorical",
+    "check_draws",
+    "describe_draws",
+    "mode_stability",
+    "sample_distribution",
+    "summarize",
+]
 
 #: Resamples used to estimate mode stability (standard error ≤ 0.5 / sqrt(R) ≈ 0.016).
 STABILITY_RESAMPLES = 1000
@@ -58,10 +72,10 @@ def categorical(
     ``T < 1`` sharpens, ``T > 1`` flattens; zero scores (e.g. deny-listed emojis) stay zero.
     """
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise SamplingError(f"temperature must be > 0, got {temperature}")
     s = scores.double().clamp_min(0.0)
     if float(s.sum()) <= 0:
-        raise ValueError("all scores are zero: there is nothing to sample")
+        raise SamplingError("all scores are zero: there is nothing to sample")
     # scores^(1/T) computed in log space, normalised by the max for stability.
     logp = torch.where(s > 0, s.log() / temperature, torch.full_like(s, -math.inf))
     if top_k is not None and top_k < s.numel():
@@ -110,6 +124,47 @@ def summarize(
     return histogram, int(ranked[0])
 
 
+def check_draws(n: int) -> None:
+    """Raise :class:`SamplingError` unless ``n`` draws can be made."""
+    if n < 1:
+        raise SamplingError(f"n must be at least 1, got {n}")
+
+
+def describe_draws(
+    draws: Sequence[int],
+    probs: torch.Tensor,
+    vocab: Sequence[str],
+    *,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    k: int = 10,
+) -> Distribution:
+    """What ``n = len(draws)`` draws from ``probs`` look like, for any head.
+
+    Args:
+        draws: the n drawn vocabulary indices.
+        probs: (V,) the distribution the draws are described against: the categorical one
+            they came from, or their empirical frequencies when there is no closed form.
+            Entropy, tie-breaking and the mode's stability are those of ``probs``.
+        temperature: reported as given.
+        generator: for the stability resampling.
+        k: how many entries the empirical ``top_k`` lists.
+    """
+    n = len(draws)
+    histogram, mode = summarize(draws, probs, vocab)
+    nz = probs[probs > 0]
+    return Distribution(
+        samples=[vocab[i] for i in draws],
+        histogram=histogram,
+        mode=vocab[mode],
+        mode_stability=mode_stability(probs, n, mode, generator=generator),
+        entropy=0.0 - float((nz * nz.log2()).sum()),  # 0.0, never -0.0
+        top_k=[(e, c / n) for e, c in histogram[:k]],
+        n=n,
+        temperature=temperature,
+    )
+
+
 @torch.no_grad()
 def sample_distribution(
     scores: np.ndarray | torch.Tensor,
@@ -124,35 +179,24 @@ def sample_distribution(
     """Draw ``n`` emojis for one image from its per-emoji scores.
 
     Args:
-        scores: (V,) per-emoji scores in [0, 1] (a classifier's probabilities, or the
-            normalised counts a generative head produced).
+        scores: (V,) per-emoji scores in [0, 1] (a classifier's probabilities).
         vocab: the V emojis, in score order.
         n: number of draws (the paper uses 50).
         temperature: see :func:`categorical`.
         top_k: sample only among the k best-scored emojis.
         seed: makes the draws and the stability estimate reproducible.
         k: how many entries the empirical ``top_k`` lists.
+
+    Raises:
+        SamplingError: bad ``n``, ``temperature`` or shape, or every score is zero.
     """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+    check_draws(n)
     s = torch.as_tensor(np.asarray(scores, dtype=np.float64))
     if s.ndim != 1 or s.numel() != len(vocab):
-        raise ValueError(f"scores must have shape ({len(vocab)},), got {tuple(s.shape)}")
+        raise SamplingError(f"scores must have shape ({len(vocab)},), got {tuple(s.shape)}")
     gen = torch.Generator().manual_seed(seed) if seed is not None else torch.Generator()
     if seed is None:
         gen.seed()
     probs = categorical(s, temperature, top_k)  # (V,)
     draws = torch.multinomial(probs.float(), n, replacement=True, generator=gen).tolist()  # (n,)
-    histogram, mode = summarize(draws, probs, vocab)
-    nz = probs[probs > 0]
-    entropy = float(-(nz * nz.log2()).sum())
-    return Distribution(
-        samples=[vocab[i] for i in draws],
-        histogram=histogram,
-        mode=vocab[mode],
-        mode_stability=mode_stability(probs, n, mode, generator=gen),
-        entropy=entropy,
-        top_k=[(e, c / n) for e, c in histogram[:k]],
-        n=n,
-        temperature=temperature,
-    )
+    return describe_draws(draws, probs, vocab, temperature=temperature, generator=gen, k=k)

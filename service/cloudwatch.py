@@ -7,7 +7,9 @@ task rolls them up every ``interval_s`` into ``PutMetricData`` data points under
 * ``GPUQueueWait`` (Milliseconds): a statistic set (SampleCount, Sum, Minimum, Maximum) of every
   input's wait for the device, including inputs dropped at the deadline;
 * ``QueueDepth`` (Count): a statistic set of the queue depth sampled once a second;
-* ``RequestCount`` (Count): ``/suggest`` requests in the interval;
+* ``RequestCount`` (Count): inference requests (``POST /suggest``, ``/distribution``) answered
+  in the interval, refusals included (told by :class:`~service.metrics.ServiceMetrics`, which
+  sees every request);
 * ``Backlog`` (Count): a statistic set of queued + in-flight inputs sampled once a second.
   Its Average over the group is the per-instance backlog that target tracking holds at a
   target: it falls as instances are added, which a raw queue-wait time does not promise.
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from service.admission import ADMITTED_PATHS
 from service.metrics import ServiceMetrics
 
 __all__ = ["CloudWatchPublisher", "StatisticSet", "instance_dimensions"]
@@ -208,11 +211,13 @@ class CloudWatchPublisher:
         self._current_depth = depth
 
     def rejected(self, reason: str) -> None:
-        if reason == "overloaded":  # refused at admission, before the endpoint counted it
-            self._requests += 1
+        pass
 
-    def count_request(self, n: int = 1) -> None:
-        self._requests += n
+    # -- RequestObserver --------------------------------------------------------------------------
+
+    def request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        if method == "POST" and endpoint in ADMITTED_PATHS:
+            self._requests += 1
 
     @property
     def buffered(self) -> int:

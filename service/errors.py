@@ -16,6 +16,7 @@ from emojinet.errors import (
     EmojiNetError,
     ImageTooLargeError,
     InvalidImageError,
+    SamplingError,
     UnsupportedImageFormatError,
 )
 from service.refusals import (
@@ -92,6 +93,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidImageError, _simple(400))
     app.add_exception_handler(UnsupportedImageFormatError, _simple(415))
     app.add_exception_handler(ImageTooLargeError, _simple(413))
+    app.add_exception_handler(SamplingError, _simple(422))  # e.g. every score of the image is 0
     app.add_exception_handler(TooManyInputs, _simple(413))
     app.add_exception_handler(BodyTooLargeError, _simple(413, {"Connection": "close"}))
     app.add_exception_handler(BodyReadTimeoutError, _simple(408, {"Connection": "close"}))

@@ -1,11 +1,15 @@
 """The device gate: one lock on the device, a bounded queue in front of it, batching behind it.
 
-Callers hand the gate *jobs*: one preprocessed input array each (``(3, H, W)`` for images).
-A single batcher task waits for jobs, takes the device lock, collects up to ``max_batch_size``
-waiting jobs (optionally waiting ``max_batch_delay_s`` to fill the batch), stacks them and runs
-one forward pass in a dedicated thread, then hands each caller its own output row. What a row
-means (top-k emojis, a sampled distribution …) is the caller's business, so every endpoint that
-needs the model shares this one gate.
+Owns :class:`DeviceGate`: admission to the queue, the batcher task, the forward passes and their
+failures. (The queue itself, the jobs and their results are in :mod:`service.batching`.)
+
+Callers hand the gate *jobs*: one preprocessed input array each (``(3, H, W)`` for images), and
+whether they need the backbone features. A single batcher task waits for jobs, takes the device
+lock, collects up to ``max_batch_size`` waiting jobs (optionally waiting ``max_batch_delay_s`` to
+fill the batch), stacks them and runs one forward pass in a dedicated thread, then hands each
+caller its own :class:`~emojinet.backends.OutputRow`. Features are asked of the model only for
+a batch in which some job needs them. What a row means (top-k emojis, a sampled distribution …)
+is the caller's business, so every endpoint that needs the model shares this one gate.
 
 Backpressure: when ``max_queue`` jobs are already waiting, :meth:`DeviceGate.submit_many` raises
 :class:`Overloaded` at once (:class:`TooManyInputs` when they could never fit). A job not started
@@ -22,15 +26,16 @@ import contextlib
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from emojinet.backends import Outputs
+from service.batching import GateResult, Job, JobQueue
 from service.refusals import DeadlineExceeded, GateError, GateObserver, Overloaded, TooManyInputs
 
 __all__ = [
@@ -40,6 +45,7 @@ __all__ = [
     "GateError",
     "GateObserver",
     "GateResult",
+    "GateStats",
     "Overloaded",
     "TooManyInputs",
 ]
@@ -47,30 +53,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Array = npt.NDArray[np.float32]
-# (N, *input_shape) → (N, ...): one forward pass over a stacked batch.
-BatchFn = Callable[[Array], Array]
 
 
-@dataclass(frozen=True)
-class GateResult:
-    """One job's output row and how it got there."""
+class BatchFn(Protocol):
+    """One forward pass over a stacked batch, like :meth:`Predictor.run_batch`."""
 
-    output: Array  # the model's row for this job, e.g. (V,) probabilities
-    queue_s: float  # arrival in the queue → its batch started
-    inference_s: float  # the forward pass that produced the row
-    batch_size: int
-
-
-JobState = Literal["waiting", "running", "done", "expired", "cancelled"]
-
-
-@dataclass(eq=False)
-class _Job:
-    x: Array
-    arrived: float
-    deadline: float  # not started by then: dropped
-    future: asyncio.Future[GateResult]
-    state: JobState = "waiting"
+    def __call__(self, batch: Array, *, features: bool = False) -> Outputs:
+        """(N, *input_shape) → N rows; features only when asked for."""
+        ...
 
 
 @dataclass
@@ -86,11 +76,11 @@ class GateStats:
     batch_sizes: list[int] = field(default_factory=list)
 
 
-def _forward(predict: BatchFn, xs: list[Array]) -> Array:
+def _forward(predict: BatchFn, xs: list[Array], features: bool) -> Outputs:
     """Stack and run one batch (in the device thread, never on the event loop)."""
-    out = np.asarray(predict(np.stack(xs)))
-    if out.ndim < 1 or out.shape[0] != len(xs):
-        raise RuntimeError(f"the model returned {out.shape[:1]} rows for a batch of {len(xs)}")
+    out = predict(np.stack(xs), features=features)
+    if len(out) != len(xs):
+        raise RuntimeError(f"the model returned {len(out)} rows for a batch of {len(xs)}")
     return out
 
 
@@ -98,7 +88,7 @@ class DeviceGate:
     """Serialises model calls behind one :class:`asyncio.Lock` and batches waiting jobs.
 
     Args:
-        predict: one forward pass, ``(N, ...) → (N, ...)``; runs in ``executor``.
+        predict: one forward pass, ``(N, ...) → Outputs``; runs in ``executor``.
         max_batch_size: the most jobs in one forward pass.
         max_batch_delay_s: how long a batch may wait to fill up once the device is free
             (0: take whatever is waiting).
@@ -133,11 +123,9 @@ class DeviceGate:
         self.stats = GateStats()
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="device")
-        self._queue: deque[_Job] = deque()
-        self._waiting = 0
+        self._queue = JobQueue(on_depth=lambda depth: self._notify("depth", depth))
         self._running = 0  # jobs in the batch on the device now
         self._passes_in_flight = 0
-        self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ewma_batch_s = 0.0
         self._closed: Callable[[], GateError] | None = None  # set by shed(): refuse new jobs
@@ -149,15 +137,11 @@ class DeviceGate:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._batcher(), name="batcher")
 
-    @property
-    def started(self) -> bool:
-        return self._task is not None and not self._task.done()
-
     async def drain(self, timeout: float) -> bool:
         """Wait until no job waits or runs; False if ``timeout`` passed first."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
-        while self._waiting or self._running:
+        while self._queue.waiting or self._running:
             if loop.time() >= end:
                 return False
             await asyncio.sleep(0.01)
@@ -169,12 +153,9 @@ class DeviceGate:
         The batch on the device now still finishes (shutdown: what is running gets its answer).
         """
         self._closed = error
-        while self._queue:
-            job = self._queue.popleft()
-            if job.state == "waiting":
-                self._drop(job, "cancelled")
-                if not job.future.done():
-                    job.future.set_exception(error())
+        for job in self._queue.pop_waiting():
+            if not job.future.done():
+                job.future.set_exception(error())
 
     async def stop(self) -> None:
         """Stop the batcher; jobs still waiting fail with :class:`GateError`."""
@@ -191,7 +172,7 @@ class DeviceGate:
     @property
     def depth(self) -> int:
         """Jobs waiting for the device (not counting the batch running now)."""
-        return self._waiting
+        return self._queue.waiting
 
     @property
     def in_flight(self) -> int:
@@ -200,14 +181,14 @@ class DeviceGate:
 
     def retry_after_s(self) -> int:
         """A rough number of seconds until the queue has room again (at least 1)."""
-        batches = self._waiting / self.max_batch_size + 1
+        batches = self._queue.waiting / self.max_batch_size + 1
         return max(1, math.ceil(batches * self._ewma_batch_s))
 
     def expected_wait_s(self) -> float:
         """A rough time until a job queued now would start (0 when the device is idle)."""
-        if not (self._waiting or self._running):
+        if not (self._queue.waiting or self._running):
             return 0.0
-        return (self._waiting // self.max_batch_size + 1) * self._ewma_batch_s
+        return (self._queue.waiting // self.max_batch_size + 1) * self._ewma_batch_s
 
     def check_admission(self, n: int = 1) -> None:
         """Raise :class:`Overloaded` now if ``n`` more jobs would not fit (cheap, no I/O).
@@ -220,27 +201,29 @@ class DeviceGate:
                 f"{n} inputs in one request exceed the queue size {self.max_queue}: "
                 f"send at most {self.max_queue} per request"
             )
-        if self._waiting + n > self.max_queue:
+        waiting = self._queue.waiting
+        if waiting + n > self.max_queue:
             self.stats.overloaded += 1
             self._notify("rejected", "overloaded")
             raise Overloaded(
-                f"the server is busy: {self._waiting} inputs are already waiting for the model "
+                f"the server is busy: {waiting} inputs are already waiting for the model "
                 f"(limit {self.max_queue}); retry after the Retry-After delay",
                 self.retry_after_s(),
             )
 
-    async def submit(self, x: Array) -> GateResult:
+    async def submit(self, x: Array, *, features: bool = False) -> GateResult:
         """Run one job; see :meth:`submit_many`."""
-        (result,) = await self.submit_many([x])
+        (result,) = await self.submit_many([x], features=features)
         return result
 
     async def submit_many(
-        self, xs: Sequence[Array], *, deadline: float | None = None
+        self, xs: Sequence[Array], *, deadline: float | None = None, features: bool = False
     ) -> list[GateResult]:
         """Queue ``xs`` together (all admitted or none) and return their rows in order.
 
         ``deadline`` (a ``time.perf_counter()`` value) replaces arrival + ``queue_deadline_s``
         as the time by which each job must start, so a caller can count its own earlier work.
+        ``features``: the rows must carry the backbone features too.
 
         Raises:
             Overloaded: the queue has no room for all of them (nothing was queued).
@@ -257,22 +240,19 @@ class DeviceGate:
         loop = asyncio.get_running_loop()
         now = time.perf_counter()
         end = now + self.queue_deadline_s if deadline is None else deadline
-        jobs = [_Job(x, now, end, loop.create_future()) for x in xs]
-        self._queue.extend(jobs)
-        self._waiting += len(jobs)
-        self._arrived.set()
-        self._notify("depth", self._waiting)
+        jobs = [Job(x, now, end, loop.create_future(), features) for x in xs]
+        self._queue.put(jobs)
         try:
             return [await self._result(job) for job in jobs]
         finally:
             for job in jobs:  # on error or cancellation: the waiting ones never run
                 if job.state == "waiting":
-                    self._drop(job, "cancelled")
+                    self._queue.drop(job, "cancelled")
                 if job.future.done() and not job.future.cancelled():
                     job.future.exception()  # mark it retrieved: no "never retrieved" log
                 job.future.cancel()  # no-op for finished ones; a running one's row is discarded
 
-    async def _result(self, job: _Job) -> GateResult:
+    async def _result(self, job: Job) -> GateResult:
         if job.state == "waiting":
             remaining = job.deadline - time.perf_counter()
             await asyncio.wait({job.future}, timeout=max(remaining, 0.0))
@@ -284,7 +264,7 @@ class DeviceGate:
 
     async def _batcher(self) -> None:
         while True:
-            await self._arrived.wait()
+            await self._queue.arrived.wait()
             try:
                 await self._one_batch()
             except asyncio.CancelledError:
@@ -294,9 +274,12 @@ class DeviceGate:
 
     async def _one_batch(self) -> None:
         async with self.lock:
-            if self.max_batch_delay_s > 0 and self._waiting < self.max_batch_size:
-                await self._fill(self.max_batch_delay_s)
-            jobs = self._take()
+            if self.max_batch_delay_s > 0 and self._queue.waiting < self.max_batch_size:
+                await self._queue.fill(self.max_batch_size, self.max_batch_delay_s)
+            now = time.perf_counter()
+            jobs = self._queue.take(self.max_batch_size, now, self._expire)
+            for job in jobs:
+                self._notify("queue_wait", now - job.arrived, ran=True)
             if not jobs:
                 return
             self._running = len(jobs)
@@ -304,58 +287,29 @@ class DeviceGate:
                 await self._run(jobs)
             finally:
                 self._running = 0
-                for job in jobs:
-                    if not job.future.done():  # never leave a caller hanging
-                        job.future.set_exception(RuntimeError("the batch ended without a result"))
+                for job in jobs:  # never leave a caller hanging
+                    job.finish(exc=RuntimeError("the batch ended without a result"))
 
-    async def _fill(self, delay: float) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + delay
-        while self._waiting < self.max_batch_size and (left := end - loop.time()) > 0:
-            self._arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), left)
-        if self._waiting:
-            self._arrived.set()
-
-    def _take(self) -> list[_Job]:
-        jobs: list[_Job] = []
-        now = time.perf_counter()
-        while self._queue and len(jobs) < self.max_batch_size:
-            job = self._queue.popleft()
-            if job.state != "waiting":
-                continue
-            if now > job.deadline:
-                self._expire(job)
-                continue
-            self._waiting -= 1
-            job.state = "running"
-            self._notify("queue_wait", now - job.arrived, ran=True)
-            jobs.append(job)
-        if not self._queue:
-            self._arrived.clear()
-        self._notify("depth", self._waiting)
-        return jobs
-
-    async def _run(self, jobs: list[_Job]) -> None:
+    async def _run(self, jobs: list[Job]) -> None:
         started = time.perf_counter()
         try:
-            out = await self._pass([j.x for j in jobs])
+            out = await self._pass([j.x for j in jobs], any(j.features for j in jobs))
         except Exception as exc:
             self.stats.failed_batches += 1
             self._notify("batch", len(jobs), time.perf_counter() - started, ok=False)
             if len(jobs) == 1:
-                self._finish(jobs[0], exc=exc)
+                jobs[0].finish(exc=exc)
                 return
             log.warning("a batch of %d failed (%r); retrying its jobs one by one", len(jobs), exc)
             for job in jobs:
                 t0 = time.perf_counter()
                 try:
-                    row = await self._pass([job.x])
+                    one = await self._pass([job.x], job.features)
                 except Exception as one_exc:
-                    self._finish(job, exc=one_exc)
+                    job.finish(exc=one_exc)
                 else:
-                    self._finish(job, row[0], started, time.perf_counter() - t0, 1)
+                    row = one.rows()[0]
+                    job.finish(GateResult(row, started - job.arrived, time.perf_counter() - t0, 1))
             return
         seconds = time.perf_counter() - started
         self._ewma_batch_s = (
@@ -363,10 +317,10 @@ class DeviceGate:
         )
         self.stats.jobs_run += len(jobs)
         self._notify("batch", len(jobs), seconds, ok=True)
-        for job, row in zip(jobs, out, strict=True):
-            self._finish(job, row, started, seconds, len(jobs))
+        for job, row in zip(jobs, out.rows(), strict=True):
+            job.finish(GateResult(row, started - job.arrived, seconds, len(jobs)))
 
-    async def _pass(self, xs: list[Array]) -> Array:
+    async def _pass(self, xs: list[Array], features: bool) -> Outputs:
         self._passes_in_flight += 1
         self.stats.max_concurrent_passes = max(
             self.stats.max_concurrent_passes, self._passes_in_flight
@@ -375,32 +329,13 @@ class DeviceGate:
         self.stats.batch_sizes.append(len(xs))
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, _forward, self.predict, xs)
+            return await loop.run_in_executor(self._executor, _forward, self.predict, xs, features)
         finally:
             self._passes_in_flight -= 1
 
-    def _finish(
-        self,
-        job: _Job,
-        row: Array | None = None,
-        started: float = 0.0,
-        seconds: float = 0.0,
-        size: int = 0,
-        *,
-        exc: BaseException | None = None,
-    ) -> None:
-        job.state = "done"
-        if job.future.done():  # the caller went away
-            return
-        if exc is not None:
-            job.future.set_exception(exc)
-        else:
-            assert row is not None
-            job.future.set_result(GateResult(row, started - job.arrived, seconds, size))
-
-    def _expire(self, job: _Job) -> None:
+    def _expire(self, job: Job) -> None:
         waited = time.perf_counter() - job.arrived
-        self._drop(job, "expired")
+        self._queue.drop(job, "expired")
         self.stats.expired += 1
         self._notify("queue_wait", waited, ran=False)
         self._notify("rejected", "deadline")
@@ -414,11 +349,6 @@ class DeviceGate:
                     self.retry_after_s(),
                 )
             )
-
-    def _drop(self, job: _Job, state: JobState) -> None:
-        job.state = state
-        self._waiting -= 1
-        self._notify("depth", self._waiting)
 
     def _notify(self, event: str, *args: object, **kwargs: object) -> None:
         for obs in self.observers:

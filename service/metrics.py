@@ -1,6 +1,13 @@
-"""Prometheus metrics, one :class:`~prometheus_client.CollectorRegistry` per app."""
+"""The service's measurements: Prometheus metrics, one registry per app, and who else hears them.
+
+Every HTTP request is counted here, once: the request middleware (and the early refusals of
+:mod:`service.admission`) call :meth:`ServiceMetrics.observe_request`, which also tells the
+request observers (the CloudWatch publisher).
+"""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -11,7 +18,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["ServiceMetrics"]
+__all__ = ["RequestObserver", "ServiceMetrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -19,10 +26,17 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 
+class RequestObserver(Protocol):
+    """Told about every answered HTTP request; called on the event loop, so it must not block."""
+
+    def request(self, endpoint: str, method: str, status: int, seconds: float) -> None: ...
+
+
 class ServiceMetrics:
     """The service's metrics; also a :class:`service.gate.GateObserver`."""
 
     def __init__(self) -> None:
+        self.request_observers: list[RequestObserver] = []
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.queue_wait_seconds = Histogram(
             "emojinet_queue_wait_seconds",
@@ -118,9 +132,12 @@ class ServiceMetrics:
     # -- HTTP -------------------------------------------------------------------------------------
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request (the only place requests are counted)."""
         method = method if method in _METHODS else "other"
         self.requests.labels(endpoint=endpoint, method=method, status=str(status)).inc()
         self.request_duration.labels(endpoint=endpoint).observe(seconds)
+        for obs in self.request_observers:
+            obs.request(endpoint, method, status, seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

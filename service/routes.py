@@ -90,8 +90,6 @@ async def suggest(
 ) -> SuggestResponse | MultiSuggestResponse:
     """One photo as the multipart field ``image`` or the raw body; several as ``images`` fields."""
     started = time.perf_counter()
-    if state.cloudwatch is not None:
-        state.cloudwatch.count_request()
     settings = state.settings
     # Admitted (or refused 429/503) before a byte of the body is read.
     async with state.accept(ticket_of(request), body_bytes(request, settings)) as work:
@@ -143,12 +141,10 @@ async def distribution(
 ) -> DistributionResponse:
     """The same image input and errors as ``/suggest``; one image per request."""
     started = time.perf_counter()
-    if state.cloudwatch is not None:
-        state.cloudwatch.count_request()
     settings = state.settings
     async with state.accept(ticket_of(request), body_bytes(request, settings)) as work:
         predictor = work.predictor
-        gan = state.gan
+        gan = state.gan if head == "gan" else None
         if head == "gan" and gan is None:  # before reading the body or using the device
             raise HTTPException(400, state.gan_error or "the GAN head is not loaded")
         images, multi = await read_images(request, settings.max_images_per_request)
@@ -156,16 +152,15 @@ async def distribution(
             raise HTTPException(400, "/distribution takes one photo: send it as the 'image' field")
         deadline = time.perf_counter() + settings.queue_deadline_s
         arrays = await work.decoder.decode_all(predictor.preprocess, images, deadline, multi=False)
-        (result,) = await work.gate.submit_many(arrays, deadline=deadline)
+        (result,) = await work.gate.submit_many(arrays, deadline=deadline, features=gan is not None)
     state.metrics.images.inc()
-    probs, features = state.split_row(result.output)
+    row = result.output
     # Sampling and resampling for the mode's stability are CPU work: off the event loop.
-    if head == "gan":
-        assert gan is not None and features is not None
-        dist = await asyncio.to_thread(gan.distribution, features, n=n, seed=seed)
+    if gan is not None:
+        dist = await asyncio.to_thread(gan.distribution, row.require_features(), n=n, seed=seed)
     else:
         dist = await asyncio.to_thread(
-            sample_distribution, probs, predictor.vocab, n=n, temperature=temperature, seed=seed
+            sample_distribution, row.probs, predictor.vocab, n=n, temperature=temperature, seed=seed
         )
     return DistributionResponse(
         samples=dist.samples,
@@ -195,7 +190,7 @@ def _emojis(
 ) -> list[EmojiScore]:
     return [
         EmojiScore(emoji=s.emoji, name=s.name, score=round(s.score, 6))
-        for s in predictor.top_k(result.output[: len(predictor.vocab)], k, threshold)
+        for s in predictor.top_k(result.output.probs, k, threshold)
     ]
 
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from emojinet.backends import Outputs
 from emojinet.errors import EmojiNetError
 from emojinet.gan_head import GanHead, GanHeadError
 from emojinet.predictor import ModelInfo, Predictor, Suggestion
@@ -43,10 +44,16 @@ class PredictorLike(Protocol):
 
     info: ModelInfo
     vocab: Vocabulary
+    denied: npt.NDArray[np.bool_]  # (V,) the deny-list (the GAN head never draws those)
+
+    @property
+    def supports_features(self) -> bool:
+        """Whether :meth:`run_batch` can return backbone features (the GAN head needs them)."""
+        ...
 
     def preprocess(self, data: bytes) -> npt.NDArray[np.float32]: ...
 
-    def predict_batch(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+    def run_batch(self, batch: npt.NDArray[np.float32], *, features: bool = False) -> Outputs: ...
 
     def top_k(
         self, probs: npt.NDArray[np.float32], k: int = 5, threshold: float | None = None
@@ -95,6 +102,7 @@ class ServiceState:
         )
         if s.cloudwatch_enabled:
             self.cloudwatch = CloudWatchPublisher.from_settings(s, self.metrics)
+            self.metrics.request_observers.append(self.cloudwatch)
             await self.cloudwatch.start()
             log.info("publishing queue wait to CloudWatch namespace %s", s.cloudwatch_namespace)
         self._start_pipeline()
@@ -117,7 +125,7 @@ class ServiceState:
                 deny=s.deny_list,
             )
             x = np.zeros((1, *predictor.input_shape), np.float32)
-            await asyncio.to_thread(predictor.predict_batch, x)  # warm-up before taking traffic
+            await asyncio.to_thread(predictor.run_batch, x)  # warm-up before taking traffic
             await self._load_gan(predictor)
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
@@ -150,8 +158,11 @@ class ServiceState:
                 "(or start it with EMOJINET_GAN_MODEL set to a GAN release)"
             )
             return
-        if not isinstance(predictor, Predictor):
-            self.gan_error = "the GAN head is not available: this model does not expose features"
+        if not predictor.supports_features:
+            self.gan_error = (
+                f"the GAN head is not available: the {predictor.info.backend} backend of this "
+                "model does not return its backbone features"
+            )
             return
         try:
             self.gan = await asyncio.to_thread(
@@ -166,18 +177,6 @@ class ServiceState:
             log.error("refusing the GAN release %s: %s", path, exc)
             return
         log.info("GAN head %s loaded (trained on this model's features)", path)
-
-    def split_row(
-        self, row: npt.NDArray[np.float32]
-    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
-        """A gate row → (V,) probabilities and, with a GAN head, the (D,) backbone features.
-
-        With a GAN head the gate runs :meth:`Predictor.predict_with_features` and its rows are
-        the probabilities followed by the features; otherwise just the probabilities.
-        """
-        assert self.predictor is not None
-        v = len(self.predictor.vocab)
-        return row[:v], (row[v:] if self.gan is not None else None)
 
     def _observers(self) -> list[GateObserver]:
         return [self.metrics] if self.cloudwatch is None else [self.metrics, self.cloudwatch]
@@ -206,12 +205,8 @@ class ServiceState:
     def _ready(self, predictor: PredictorLike) -> None:
         s = self.settings
         observers = self._observers()
-        predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
-        predict = predictor.predict_batch
-        if self.gan is not None and isinstance(predictor, Predictor):
-            predict = _rows_with_features(predictor)
         self.gate = DeviceGate(
-            predict,
+            predictor.run_batch,
             max_batch_size=s.max_batch_size,
             max_batch_delay_s=s.max_batch_delay_ms / 1000.0,
             max_queue=s.max_queue,
@@ -326,18 +321,3 @@ class ServiceState:
             else {"loaded": False, "reason": self.gan_error or "the model is still loading"}
         )
         return info
-
-
-def _rows_with_features(
-    predictor: Predictor,
-) -> Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
-    """A gate function whose (N, V + D) rows are probabilities then features (one pass)."""
-
-    def predict(batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        probs, features = predictor.predict_with_features(batch)
-        out: npt.NDArray[np.float32] = np.concatenate([probs, features], axis=1).astype(
-            np.float32, copy=False
-        )
-        return out
-
-    return predict

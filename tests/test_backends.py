@@ -13,8 +13,9 @@ from emojinet.backends import (
     model_digest,
     select_device,
 )
+from emojinet.errors import ConfigError, FeaturesUnavailableError, VocabularyError
 from emojinet.model import EmojiNet
-from emojinet.predictor import Predictor
+from emojinet.predictor import Prediction, Predictor
 
 
 def test_onnx_matches_torch_on_tiny_model(
@@ -60,9 +61,9 @@ def test_device_selection() -> None:
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert select_device("auto").type == expected
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
+        with pytest.raises(ConfigError, match="CUDA is not available"):
             select_device("cuda")
-    with pytest.raises(ValueError, match="choose auto, cpu or cuda"):
+    with pytest.raises(ConfigError, match="choose auto, cpu or cuda"):
         select_device("tpu")
 
 
@@ -71,5 +72,69 @@ def test_make_backend_choices(tiny_model_factory: Callable[..., EmojiNet]) -> No
     assert make_backend(model, "torch", "cpu").name == "torch"
     auto = make_backend(model, "auto", "cpu")
     assert auto.name == "onnx" and auto.device == "cpu"
-    with pytest.raises(ValueError, match="choose auto, torch or onnx"):
+    with pytest.raises(ConfigError, match="choose auto, torch or onnx"):
         make_backend(model, "tensorrt", "cpu")  # type: ignore[arg-type]
+
+
+def test_features_are_returned_only_when_asked_for(
+    tmp_path: Path, tiny_model_factory: Callable[..., EmojiNet]
+) -> None:
+    model = tiny_model_factory()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)).numpy()
+    for backend in (TorchBackend(model, "cpu"), OnnxBackend(export_onnx(model, tmp_path / "m"))):
+        assert backend.supports_features
+        plain = backend.run(x)
+        assert plain.probs.shape == (2, 5) and plain.features is None
+        both = backend.run(x, features=True)
+        assert both.features is not None and both.features.shape == (2, 512)
+        np.testing.assert_allclose(both.probs, plain.probs, atol=1e-6)
+        rows = both.rows()
+        assert len(rows) == len(both) == 2 and rows[1].require_features().shape == (512,)
+        with pytest.raises(FeaturesUnavailableError, match="no backbone features"):
+            plain.rows()[0].require_features()
+
+
+def test_an_onnx_file_without_features_says_so(
+    tmp_path: Path, tiny_model_factory: Callable[..., EmojiNet]
+) -> None:
+    import onnx
+
+    model = tiny_model_factory()
+    path = export_onnx(model, tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    keep = [o for o in proto.graph.output if o.name == "probs"]
+    del proto.graph.output[:]
+    proto.graph.output.extend(keep)
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    old = OnnxBackend(tmp_path / "old.onnx")
+    predictor = Predictor(model, old)
+    assert not old.supports_features and not predictor.supports_features
+    x = np.zeros((1, 3, 64, 64), np.float32)
+    assert predictor.run_batch(x).probs.shape == (1, 5)
+    with pytest.raises(FeaturesUnavailableError, match="has no 'features' output"):
+        predictor.run_batch(x, features=True)
+
+
+def test_predict_is_typed_and_the_deny_list_applies_once(
+    tiny_model_factory: Callable[..., EmojiNet], photos: dict[str, bytes]
+) -> None:
+    model = tiny_model_factory()
+    backend = TorchBackend(model, "cpu")
+    images = [photos["chelsea"], photos["coffee"]]
+    open_ = Predictor(model, backend).predict(images, k=50, features=True)
+    denied = Predictor(model, backend, deny=["🐱", "☕"]).predict(images, k=50)
+    assert all(isinstance(p, Prediction) for p in [*open_, *denied])
+    assert len(open_[0].suggestions) == 5 and open_[0].features is not None
+    assert open_[0].features.shape == (512,) and denied[0].features is None
+    for p, d in zip(open_, denied, strict=True):
+        assert [s.emoji for s in d.suggestions] == [
+            s.emoji for s in p.suggestions if s.emoji not in ("🐱", "☕")
+        ]
+        assert d.probs[:2].tolist() == [0.0, 0.0]  # 🐱 and ☕ are the first two emojis
+        np.testing.assert_allclose(d.probs[2:], p.probs[2:], atol=1e-6)
+    cut = open_[0].suggestions[1].score
+    above = Predictor(model, backend).predict(images, k=5, threshold=cut)[0].suggestions
+    assert above == open_[0].suggestions[:2]
+    assert Predictor(model, backend).predict([]) == []
+    with pytest.raises(VocabularyError, match="every emoji"):
+        Predictor(model, backend, deny=["🐱", "☕", "🚀", "🌸", "😂"])

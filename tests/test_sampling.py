@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from emojinet.sampling import categorical, mode_stability, sample_distribution
+from emojinet.errors import SamplingError
+from emojinet.sampling import categorical, describe_draws, mode_stability, sample_distribution
 
 VOCAB = ["🐱", "☕", "🚀", "🌸"]
 
@@ -72,13 +73,13 @@ def test_temperature_and_top_k() -> None:
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(SamplingError, match="temperature must be > 0"):
         categorical(torch.ones(3), 0.0)
-    with pytest.raises(ValueError, match="nothing to sample"):
+    with pytest.raises(SamplingError, match="nothing to sample"):
         categorical(torch.zeros(3))
-    with pytest.raises(ValueError, match=r"scores must have shape \(4,\)"):
+    with pytest.raises(SamplingError, match=r"scores must have shape \(4,\)"):
         sample_distribution(np.ones(3), VOCAB)
-    with pytest.raises(ValueError, match="n must be at least 1"):
+    with pytest.raises(SamplingError, match="n must be at least 1"):
         sample_distribution(np.ones(4), VOCAB, n=0)
 
 
@@ -90,3 +91,23 @@ def test_to_dict_is_json_ready() -> None:
     assert set(data) >= {"samples", "histogram", "mode", "mode_stability", "entropy"}
     assert data["histogram"][0] == {"emoji": d.mode, "count": d.histogram[0][1]}
     assert math.isclose(sum(h["count"] for h in data["histogram"]), 50)
+
+
+def test_describe_draws_is_what_both_heads_report() -> None:
+    draws = [1, 0, 1, 2, 1, 0]
+    freqs = torch.tensor([2 / 6, 3 / 6, 1 / 6, 0.0], dtype=torch.float64)
+    d = describe_draws(draws, freqs, VOCAB, generator=torch.Generator().manual_seed(0), k=2)
+    assert d.samples == ["☕", "🐱", "☕", "🚀", "☕", "🐱"] and d.n == 6
+    assert d.histogram == [("☕", 3), ("🐱", 2), ("🚀", 1)] and d.mode == "☕"
+    assert d.top_k == [("☕", 0.5), ("🐱", 2 / 6)] and d.temperature == 1.0
+    p = np.array([3, 2, 1]) / 6
+    assert d.entropy == pytest.approx(float(-(p * np.log2(p)).sum()))
+    assert 0.0 < d.mode_stability < 1.0
+    # The classifier head's draws are described the same way, against its categorical.
+    s = sample_distribution(np.array([0.8, 0.4, 0.2, 0.1]), VOCAB, n=50, seed=0, temperature=2.0)
+    probs = categorical(torch.tensor([0.8, 0.4, 0.2, 0.1], dtype=torch.float64), 2.0)
+    again = describe_draws([VOCAB.index(e) for e in s.samples], probs, VOCAB, temperature=2.0)
+    assert (again.histogram, again.mode, again.top_k) == (s.histogram, s.mode, s.top_k)
+    assert again.entropy == pytest.approx(s.entropy) and again.temperature == 2.0
+    one = describe_draws([3], torch.tensor([0.0, 0.0, 0.0, 1.0]), VOCAB)
+    assert one.entropy == 0.0 and math.copysign(1.0, one.entropy) == 1.0  # never -0.0

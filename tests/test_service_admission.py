@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from conftest import FakePredictor, ThreadedServer, jpeg
 from PIL import Image
-from service_fixtures import FakePredictor, ThreadedServer, jpeg
 
 from service.app import create_app
 from service.settings import Settings

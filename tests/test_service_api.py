@@ -13,10 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import EMOJIS, ServerProcess, jpeg
 from PIL import Image
-from service_fixtures import EMOJIS, ServerProcess, jpeg, photo, tiny_release
-
-__all__ = ["photo", "tiny_release"]  # fixtures used below
 
 pytestmark = pytest.mark.slow
 

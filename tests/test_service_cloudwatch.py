@@ -12,14 +12,12 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from service_fixtures import FakePredictor, ThreadedServer, aws_env, free_port, jpeg, moto_url
+from conftest import FakePredictor, ThreadedServer, aws_env, free_port, jpeg
 
 from service.app import create_app
 from service.cloudwatch import CloudWatchPublisher
 from service.settings import Settings
 from service.state import ServiceState
-
-__all__ = ["moto_url"]  # a fixture used below
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +65,10 @@ def test_statistic_sets_are_published_and_read_back(moto_url: str) -> None:
     )
     for ms in (1.0, 2.0, 3.0, 10.0):
         pub.queue_wait(ms / 1000, ran=True)
-    pub.count_request(3)
+    for status in (200, 429, 503):  # inference requests, answered or refused
+        pub.request("/suggest", "POST", status, 0.01)
+    pub.request("/readyz", "GET", 200, 0.001)  # not an inference request
+    pub.request("/suggest", "other", 405, 0.001)
 
     async def main() -> None:
         await pub.start()

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import REPO, ServerProcess
 from pydantic import ValidationError
-from service_fixtures import REPO, ServerProcess, tiny_release
 
 from service.settings import Settings
-
-__all__ = ["tiny_release"]  # fixture used below
 
 pytestmark = pytest.mark.slow
 

@@ -7,15 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_fixtures import EMOJIS, ThreadedServer, photo, tiny_release
+from conftest import EMOJIS, ThreadedServer
 
 from emojinet.backends import TorchBackend
 from emojinet.checkpoint import load_release
 from emojinet.predictor import Predictor
 from service.app import create_app
 from service.settings import Settings
-
-__all__ = ["photo", "tiny_release"]  # fixtures used below
 
 DENIED = EMOJIS[0]
 

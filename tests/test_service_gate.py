@@ -8,8 +8,9 @@ import time
 
 import numpy as np
 import pytest
-from service_fixtures import FakePredictor, run
+from conftest import FakePredictor, run
 
+from emojinet.backends import Outputs
 from service.gate import DeadlineExceeded, DeviceGate, GateResult, Overloaded, TooManyInputs
 
 
@@ -40,13 +41,13 @@ class Recorder:
 
 
 def make_gate(fake: FakePredictor, rec: Recorder | None = None, **kw: float) -> DeviceGate:
-    gate = DeviceGate(fake.predict_batch, observers=[rec] if rec else [], **kw)  # type: ignore[arg-type]
+    gate = DeviceGate(fake.run_batch, observers=[rec] if rec else [], **kw)  # type: ignore[arg-type]
     gate.start()
     return gate
 
 
 def top(result: GateResult) -> int:
-    return int(np.argmax(result.output))
+    return int(np.argmax(result.output.probs))
 
 
 def test_concurrent_jobs_share_forward_passes_and_get_their_own_rows() -> None:
@@ -72,13 +73,13 @@ def test_concurrent_jobs_share_forward_passes_and_get_their_own_rows() -> None:
 def test_forward_pass_runs_off_the_event_loop() -> None:
     fake = FakePredictor(delay_s=0.2)
     seen: list[str] = []
-    original = fake.predict_batch
+    original = fake.run_batch
 
-    def predict(batch: np.ndarray) -> np.ndarray:
+    def predict(batch: np.ndarray, *, features: bool = False) -> Outputs:
         seen.append(threading.current_thread().name)
-        return original(batch)
+        return original(batch, features=features)
 
-    fake.predict_batch = predict  # type: ignore[method-assign]
+    fake.run_batch = predict  # type: ignore[method-assign]
 
     async def main() -> int:
         gate = make_gate(fake)
@@ -191,8 +192,8 @@ def test_a_failing_input_fails_alone_and_the_batcher_survives() -> None:
 
 
 def test_a_model_returning_the_wrong_shape_fails_the_batch_not_the_gate() -> None:
-    def broken(batch: np.ndarray) -> np.ndarray:
-        return np.zeros((0, 5), np.float32)
+    def broken(batch: np.ndarray, *, features: bool = False) -> Outputs:
+        return Outputs(np.zeros((0, 5), np.float32))
 
     async def main() -> GateResult:
         gate = DeviceGate(broken, max_batch_size=4, max_batch_delay_s=0.02)
@@ -202,12 +203,13 @@ def test_a_model_returning_the_wrong_shape_fails_the_batch_not_the_gate() -> Non
                 gate.submit(job(0)), gate.submit(job(1)), return_exceptions=True
             )
             assert all(isinstance(r, RuntimeError) and "rows for a batch" in str(r) for r in out)
-            gate.predict = lambda b: np.ones((len(b), 5), np.float32)
+            gate.predict = lambda b, features=False: Outputs(np.ones((len(b), 5), np.float32))
             return await gate.submit(job(2))
         finally:
             await gate.stop()
 
-    assert run(main).output.shape == (5,)
+    result = run(main)
+    assert result.output.probs.shape == (5,) and result.output.features is None
 
 
 def test_batch_delay_waits_to_fill_the_batch() -> None:
@@ -270,10 +272,40 @@ def test_drain_waits_for_queued_jobs() -> None:
 
 
 def test_submit_before_start_is_an_error() -> None:
-    gate = DeviceGate(FakePredictor().predict_batch)  # type: ignore[arg-type]
+    gate = DeviceGate(FakePredictor().run_batch)  # type: ignore[arg-type]
 
     async def main() -> None:
         await gate.submit(job(0))
 
     with pytest.raises(RuntimeError, match="not running"):
         run(main)
+
+
+def test_features_are_fetched_only_for_batches_that_need_them() -> None:
+    fake = FakePredictor(features_dim=3)
+
+    async def main() -> tuple[list[GateResult], list[GateResult], GateResult]:
+        gate = make_gate(fake, max_batch_size=8, max_batch_delay_s=0.05)
+        try:
+            plain = await asyncio.gather(*(gate.submit(job(i)) for i in range(3)))
+            mixed = await asyncio.gather(
+                gate.submit(job(1)), gate.submit(job(2), features=True), gate.submit(job(3))
+            )
+            # A lone job that needs features, after a failing batch is retried one by one.
+            one = await asyncio.gather(
+                gate.submit(job(-1)), gate.submit(job(4), features=True), return_exceptions=True
+            )
+            assert isinstance(one[0], ValueError) and isinstance(one[1], GateResult)
+            return plain, mixed, one[1]
+        finally:
+            await gate.stop()
+
+    plain, mixed, retried = run(main)
+    assert all(r.output.features is None for r in plain)
+    assert fake.feature_calls[0] is False, "no job asked for features: none were fetched"
+    assert fake.batch_sizes[1] == 3 and fake.feature_calls[1] is True
+    feats = mixed[1].output.require_features()
+    assert feats.shape == (3,) and feats.tolist() == [2.0, 2.0, 2.0]  # its own row
+    assert [top(r) for r in mixed] == [1, 2, 3]
+    assert fake.feature_calls[-1] is True  # the retry of the job that needs them alone
+    assert retried.output.require_features().tolist() == [4.0, 4.0, 4.0]

@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
-from service_fixtures import FakePredictor, ThreadedServer, jpeg
+from conftest import FakePredictor, ThreadedServer, jpeg
 
+from emojinet.backends import Outputs
 from service.app import create_app
 from service.settings import Settings
 from service.state import ServiceState
@@ -142,3 +145,28 @@ def test_readyz_is_503_when_the_model_cannot_load(tmp_path: pytest.TempPathFacto
         r = c.post("/suggest", files={"image": ("x.jpg", jpeg())})
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
         assert "failed to load" in r.json()["detail"]
+
+
+class ZeroPredictor(FakePredictor):
+    """Every emoji scores 0: there is nothing to draw."""
+
+    def run_batch(self, batch: np.ndarray, *, features: bool = False) -> Outputs:
+        out = super().run_batch(batch, features=features)
+        return Outputs(np.zeros_like(out.probs), out.features)
+
+
+def test_distribution_failures_are_answers_not_500s(tmp_path: Path) -> None:
+    gan = tmp_path / "gan"  # never read: this predictor has no features for a GAN
+    app = create_app(settings(gan_model=str(gan)), predictor=ZeroPredictor())
+    with ThreadedServer(app) as srv, httpx.Client(base_url=srv.url) as c:
+        files = {"image": ("x.jpg", jpeg())}
+        r = c.post("/distribution?n=10", files=files)
+        assert r.status_code == 422
+        assert r.json()["detail"] == "all scores are zero: there is nothing to sample"
+        r = c.post("/distribution?head=gan", files=files)
+        assert r.status_code == 400
+        assert r.json()["detail"] == (
+            "the GAN head is not available: the fake backend of this model does not return "
+            "its backbone features"
+        )
+        assert c.get("/model").json()["gan"]["loaded"] is False

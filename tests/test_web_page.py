@@ -15,17 +15,15 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from conftest import EMOJIS, ThreadedServer
 from PIL import Image
 from playwright.sync_api import expect
-from service_fixtures import EMOJIS, ThreadedServer, photo, tiny_release
 
 from emojinet.backends import TorchBackend
 from emojinet.checkpoint import load_release
 from emojinet.predictor import Predictor
 from service.app import create_app
 from service.settings import Settings
-
-__all__ = ["photo", "tiny_release"]  # fixtures used below
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's Chromium: playwright's own browser download does not work offline.

@@ -1,0 +1,127 @@
+"""The queue in front of the device: jobs, their deadlines, and taking the next batch.
+
+Owns :class:`Job` (one input waiting for the device, and the future its caller awaits),
+:class:`GateResult` (what the caller gets back) and :class:`JobQueue`: arrival order, the count of
+waiting jobs, waiting a little for a batch to fill, and taking up to N jobs that can still start
+in time. It never runs a model: :mod:`service.gate` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from emojinet.backends import OutputRow
+
+__all__ = ["GateResult", "Job", "JobQueue", "JobState"]
+
+Array = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One job's share of a forward pass, and how it got there."""
+
+    output: OutputRow  # (V,) probabilities, and (D,) features when the job asked for them
+    queue_s: float  # arrival in the queue → its batch started
+    inference_s: float  # the forward pass that produced the row
+    batch_size: int
+
+
+JobState = Literal["waiting", "running", "done", "expired", "cancelled"]
+
+
+@dataclass(eq=False)
+class Job:
+    """One input on its way to the device."""
+
+    x: Array  # the preprocessed input, e.g. (3, H, W)
+    arrived: float  # time.perf_counter()
+    deadline: float  # not started by then: dropped
+    future: asyncio.Future[GateResult]
+    features: bool = False  # its caller needs the backbone features too
+    state: JobState = "waiting"
+
+    def finish(self, result: GateResult | None = None, exc: BaseException | None = None) -> None:
+        """Hand the caller its result or error (unless it went away)."""
+        self.state = "done"
+        if self.future.done():
+            return
+        if exc is not None:
+            self.future.set_exception(exc)
+        else:
+            assert result is not None
+            self.future.set_result(result)
+
+
+class JobQueue:
+    """Waiting jobs in arrival order.
+
+    Args:
+        on_depth: told the number of waiting jobs whenever it changes.
+    """
+
+    def __init__(self, on_depth: Callable[[int], None]) -> None:
+        self._jobs: deque[Job] = deque()
+        self._on_depth = on_depth
+        self.waiting = 0
+        self.arrived = asyncio.Event()  # set while jobs may be waiting
+
+    def put(self, jobs: Iterable[Job]) -> None:
+        jobs = list(jobs)
+        self._jobs.extend(jobs)
+        self.waiting += len(jobs)
+        self.arrived.set()
+        self._on_depth(self.waiting)
+
+    def drop(self, job: Job, state: JobState) -> None:
+        """Take a waiting job out (it expired or its caller left); it will never run."""
+        job.state = state
+        self.waiting -= 1
+        self._on_depth(self.waiting)
+
+    def pop_waiting(self) -> list[Job]:
+        """Empty the queue: the jobs that were still waiting, each dropped as cancelled."""
+        out = []
+        while self._jobs:
+            job = self._jobs.popleft()
+            if job.state == "waiting":
+                self.drop(job, "cancelled")
+                out.append(job)
+        return out
+
+    async def fill(self, size: int, delay: float) -> None:
+        """Wait up to ``delay`` seconds for ``size`` jobs to be waiting."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + delay
+        while self.waiting < size and (left := end - loop.time()) > 0:
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), left)
+        if self.waiting:
+            self.arrived.set()
+
+    def take(self, size: int, now: float, expire: Callable[[Job], None]) -> list[Job]:
+        """Up to ``size`` waiting jobs, oldest first; ``expire`` gets those past their deadline."""
+        jobs: list[Job] = []
+        while self._jobs and len(jobs) < size:
+            job = self._jobs.popleft()
+            if job.state != "waiting":
+                continue
+            if now > job.deadline:
+                expire(job)
+                continue
+            self.waiting -= 1
+            job.state = "running"
+            jobs.append(job)
+        if not self._jobs:
+            self.arrived.clear()
+        self._on_depth(self.waiting)
+        return jobs
