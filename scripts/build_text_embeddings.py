@@ -59,6 +59,7 @@ def _timm_info(name: str) -> Path:
     return Path(timm.__file__).parent / "data" / "_info" / name
 
 
+@cache
 def imagenet_synsets() -> tuple[str, ...]:
     """The 1000 ImageNet-1k WordNet ids in class-index order."""
     ids = tuple(_timm_info("imagenet_synsets.txt").read_text(encoding="utf-8").split())
