@@ -5,8 +5,10 @@ import torch
 from torch import nn
 
 from emojinet.errors import CheckpointError
-from emojinet.gan import Critic, EmojiGAN, GanConfig, gradient_penalty, load_gan, save_gan
+from emojinet.gan import EmojiGAN, GanConfig
+from emojinet.gan_io import load_gan, save_gan
 from emojinet.vocab import Vocabulary
+from training.gan_losses import Critic, gradient_penalty
 
 CFG = GanConfig(feature_dim=16, embed_dim=8, noise_dim=4, cond_dim=8, hidden=32)
 
@@ -73,7 +75,7 @@ def test_save_load_round_trip_and_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="incomplete"):
         load_gan(tmp_path / "missing")
     (tmp_path / "gan.safetensors").write_bytes(b"broken")
-    with pytest.raises(CheckpointError, match="does not match the sha256"):
+    with pytest.raises(CheckpointError, match="does not match the metadata"):
         load_gan(tmp_path / "gan")
 
 

@@ -12,15 +12,15 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from service_fixtures import EMOJIS, ThreadedServer, photo, tiny_release
+from conftest import EMOJIS, ThreadedServer
 from test_training_helpers import fashion_dataset
 
 from emojinet.backends import OnnxBackend, TorchBackend, export_onnx
 from emojinet.checkpoint import export_release, load_release
 from emojinet.cli import main as cli_main
-from emojinet.errors import CheckpointError
-from emojinet.gan import Critic, EmojiGAN, GanConfig, gradient_penalty, load_gan, save_gan
+from emojinet.gan import EmojiGAN, GanConfig
 from emojinet.gan_head import GanHead, GanHeadError
+from emojinet.gan_io import load_gan, save_gan
 from emojinet.model import EmojiNetConfig, build_model
 from emojinet.predictor import Predictor
 from emojinet.preprocess import PreprocessConfig
@@ -34,18 +34,12 @@ from training.distribution_metrics import (
     modes,
     total_variation,
 )
-from training.gan import (
-    FeatureSet,
-    GanHParams,
-    GanState,
-    emoji_sample_weights,
-    export_gan,
-    train_gan,
-    train_one_epoch,
-)
+from training.errors import ResumeError
+from training.features import FeatureSet
+from training.gan import emoji_sample_weights, train_gan, train_one_epoch
+from training.gan_checkpoint import GanHParams, GanNets, GanState, export_gan
+from training.gan_losses import Critic, gradient_penalty
 from training.weights import exp_smoothed_weights
-
-__all__ = ["photo", "tiny_release"]  # fixtures used below
 
 VOCAB3 = Vocabulary.from_emojis(["🐱", "☕", "🚀"], counts=[3, 2, 1])
 CFG = GanConfig(feature_dim=16, embed_dim=8, noise_dim=4, cond_dim=16, hidden=64)
@@ -150,9 +144,8 @@ def test_sample_weights_scale_the_wasserstein_term() -> None:
         gan, critic = EmojiGAN(CFG, VOCAB3, embeddings()), Critic(CFG)
         opt_g = torch.optim.Adam(gan.generator.parameters(), lr=1e-4, betas=(0.1, 0.9))
         opt_c = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.1, 0.9))
-        stats = train_one_epoch(
-            gan, critic, opt_g, opt_c, data, torch.full((3,), scale), hp, GanState()
-        )
+        nets = GanNets(gan, critic, opt_g, opt_c)
+        stats = train_one_epoch(nets, data, torch.full((3,), scale), hp, GanState())
         out.append(stats)
     assert out[1]["wasserstein"] == pytest.approx(2 * out[0]["wasserstein"], rel=1e-5)
     assert out[1]["gradient_penalty"] == pytest.approx(out[0]["gradient_penalty"], rel=1e-5)
@@ -194,7 +187,7 @@ def test_checkpoint_resume_repeats_an_uninterrupted_run(tmp_path: Path) -> None:
     assert [{k: v for k, v in r.items() if k not in drop} for r in rows_a] == [
         {k: v for k, v in r.items() if k not in drop} for r in rows_b
     ]
-    with pytest.raises(CheckpointError, match="trained on the features of model"):
+    with pytest.raises(ResumeError, match="trained on the features of model"):
         train_gan(
             train, val, VOCAB3, embeddings(), CFG, GanHParams(epochs=4), tmp_path / "split",
             backbone_sha256="b" * 64, resume=tmp_path / "split" / "checkpoint.pt", quiet=True,
@@ -257,9 +250,11 @@ def test_train_gan_and_evaluate_distribution_commands(tmp_path: Path) -> None:
     data = fashion_dataset(tmp_path, n_train=120, n_test=40)
     vocab = Vocabulary.from_file(data / "vocab.json")
     torch.manual_seed(0)
-    cfg = EmojiNetConfig(backbone="resnet18", head="linear", weights="none", name="fm-tiny")
+    pre = PreprocessConfig(input_size=32, resize_size=32)
+    cfg = EmojiNetConfig(
+        backbone="resnet18", head="linear", weights="none", name="fm-tiny", preprocess=pre
+    )
     model = build_model(cfg, vocab)
-    model.backbone.preprocess = PreprocessConfig(input_size=32, resize_size=32)
     release = tmp_path / "fm"
     meta = export_release(model.eval(), release)
     run = tmp_path / "gan-run"

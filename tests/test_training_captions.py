@@ -10,7 +10,8 @@ import pytest
 from test_training_helpers import RTWEET
 
 from training.captions import extract_emojis, extract_hashtags
-from training.prepare import FilterConfig, Post, PrepareReport, filter_posts
+from training.posts import Post
+from training.prepare import FilterConfig, PrepareReport, filter_posts
 
 
 @pytest.fixture(scope="module")

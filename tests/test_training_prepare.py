@@ -12,18 +12,10 @@ from test_training_helpers import fashion_dataset, fashion_root
 
 from emojinet.cli import main as cli_main
 from emojinet.vocab import Vocabulary
+from training.errors import ManifestError
 from training.fashion_mnist import EMOJIS, prepare_fashion_mnist
-from training.prepare import (
-    FilterConfig,
-    ManifestError,
-    Post,
-    PrepareReport,
-    assign_split,
-    filter_posts,
-    folder_posts,
-    read_dataset,
-    read_posts,
-)
+from training.posts import Post, folder_posts, read_posts
+from training.prepare import FilterConfig, PrepareReport, assign_split, filter_posts, read_dataset
 
 NO_CHECK = FilterConfig(cap_per_emoji=None, check_images=False)
 

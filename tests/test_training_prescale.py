@@ -9,7 +9,8 @@ from PIL import Image
 
 from emojinet.cli import main as cli_main
 from training.datasets import prescaled_index
-from training.prepare import FilterConfig, filter_posts, folder_posts, write_dataset
+from training.posts import folder_posts
+from training.prepare import FilterConfig, filter_posts, write_dataset
 from training.prepare import PrepareReport as Report
 from training.prescale import prescale_dataset
 

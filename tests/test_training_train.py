@@ -90,20 +90,20 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
         "4",
         *TINY,
     ]
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "training.train", *args],
         cwd=REPO,
         env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("checkpoint epoch 1 "):  # a step checkpoint in the second epoch
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("checkpoint epoch 1 "):  # a step checkpoint in the second epoch
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "metrics.json").exists()
     _, ckpt = load_checkpoint(out / "checkpoint.pt")
@@ -233,7 +233,8 @@ def test_cached_features_train_only_the_unfrozen_tail(dataset: Path, tmp_path: P
 def test_layer_wise_learning_rates_and_frozen_stages() -> None:
     from emojinet.model import EmojiNetConfig, build_model
     from emojinet.vocab import Vocabulary
-    from training.train import param_groups
+    from training.errors import OptionsError
+    from training.optim import param_groups
 
     model = build_model(
         EmojiNetConfig(backbone="resnet18", head="linear", weights="none"),
@@ -245,7 +246,7 @@ def test_layer_wise_learning_rates_and_frozen_stages() -> None:
     stages = model.backbone.stages()
     assert not any(p.requires_grad for s in stages[:2] for p in s.parameters())
     assert all(p.requires_grad for p in stages[2].parameters())
-    with pytest.raises(ValueError, match="between 0 and 5"):
+    with pytest.raises(OptionsError, match="between 0 and 5"):
         param_groups(model, 0.1, 0.5, freeze=9)
 
 
@@ -257,3 +258,50 @@ def test_bad_options_fail_fast(
     assert "invalid choice: 'lamb' (choose from 'adamw', 'sgd')" in capsys.readouterr().err
     assert cli_main(["train", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o")]) == 2
     assert "manifest.jsonl is missing (run `emojinet prepare`)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--cache-features"], "--cache-features needs --freeze-stages >= 1"),
+        (["--input-size", "32", "--resize-size", "16"], "--resize-size (16) must be at least"),
+        (["--val-split", "test", "--limit-val", "5"], "the data set has no 'test' examples"),
+        (["--resume", "missing.pt"], "cannot resume: checkpoint missing.pt does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_not_a_traceback(
+    train_only: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    extra: list[str], message: str,
+) -> None:  # fmt: skip
+    args = ["train", "--data", str(train_only), "--output-dir", str(tmp_path / "o")]
+    assert cli_main([*args, "--backbone", "resnet18", "--weights", "none", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_resuming_another_run_is_refused(
+    dataset: Path, full_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--data", str(dataset), "--output-dir", str(tmp_path / "o"), "--no-progress"]
+    resume = ["--resume", str(full_run / "checkpoint.pt")]
+    assert cli_main([*args, *resume, "--backbone", "resnet34"]) == 2
+    assert "holds a resnet18 model, not resnet34" in capsys.readouterr().err
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.jsonl").write_text((dataset / "manifest.jsonl").read_text())
+    vocab = json.loads((dataset / "vocab.json").read_text())
+    vocab["emojis"] = vocab["emojis"][::-1]
+    (other / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    assert cli_main([*args, "--data", str(other), *resume, "--backbone", "resnet18"]) == 2
+    assert "was trained on another vocabulary" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def train_only(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data set without its test split (the manifest and vocabulary only)."""
+    out = tmp_path_factory.mktemp("train-only")
+    lines = (dataset / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if json.loads(line)["split"] != "test"]
+    (out / "manifest.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    (out / "vocab.json").write_text((dataset / "vocab.json").read_text(encoding="utf-8"))
+    return out

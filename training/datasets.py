@@ -1,4 +1,5 @@
-"""Torch data sets over a prepared manifest, and a resumable, shardable epoch sampler."""
+"""Examples of a prepared data set: which records a split holds (:func:`select_split`), their
+targets, the torch data set over their images, and a resumable, shardable epoch sampler."""
 
 from __future__ import annotations
 
@@ -9,13 +10,48 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from emojinet.preprocess import load_image
+from emojinet.preprocess import PreprocessConfig, eval_preset, load_image
 from emojinet.vocab import Vocabulary
+from training.errors import DataError
 from training.prepare import DatasetRecord
+from training.utils import epoch_seed
 
-__all__ = ["EmojiImageDataset", "EpochSampler", "prescaled_index", "targets_matrix"]
+__all__ = [
+    "EmojiImageDataset",
+    "EpochSampler",
+    "check_vocabulary",
+    "image_dataset",
+    "prescaled_index",
+    "select_split",
+    "targets_matrix",
+]
 
 PRESCALED_INDEX = "index.json"
+
+
+def select_split(
+    records: Sequence[DatasetRecord], split: str, limit: int | None = None
+) -> list[DatasetRecord]:
+    """The records of ``split`` in manifest order, the first ``limit`` of them when given.
+
+    Raises:
+        DataError: the split is empty.
+    """
+    chosen = [r for r in records if r.split == split]
+    if not chosen:
+        raise DataError(
+            f"the data set has no {split!r} examples (re-run prepare with a {split} fraction)"
+        )
+    return chosen[:limit] if limit else chosen
+
+
+def check_vocabulary(model_vocab: Vocabulary, data_vocab: Vocabulary) -> None:
+    """A model only scores the data set it was trained on: same emojis, same order."""
+    if list(model_vocab.emojis) != list(data_vocab.emojis):
+        raise DataError(
+            f"the model's vocabulary ({len(model_vocab)} emojis) differs from the data set's "
+            f"({len(data_vocab)}): use the data set the model was trained on"
+        )
 
 
 def targets_matrix(records: Sequence[DatasetRecord], vocab: Vocabulary) -> torch.Tensor:
@@ -77,9 +113,31 @@ class EmojiImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         img = load_image(self.path(i), draft_size=self.draft_size)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)
+            torch.manual_seed(epoch_seed(self.seed, self.epoch) * 10_000_019 + i)
             x = self.transform(img)
         return x, self.targets[i], i
+
+
+def image_dataset(
+    root: str | Path,
+    records: Sequence[DatasetRecord],
+    vocab: Vocabulary,
+    pre: PreprocessConfig,
+    *,
+    transform: Callable[[object], torch.Tensor] | None = None,
+    seed: int = 0,
+) -> EmojiImageDataset:
+    """``records`` through ``transform`` (default: the shared eval preset of ``pre``), read from
+    ``emojinet prescale``'s copies when they exist for ``pre.resize_size``."""
+    return EmojiImageDataset(
+        root,
+        records,
+        vocab,
+        transform or eval_preset(pre),
+        prescaled=prescaled_index(root, pre.resize_size),
+        seed=seed,
+        draft_size=pre.resize_size,
+    )
 
 
 class EpochSampler(Sampler[int]):

@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from emojinet.checkpoint import load
 from emojinet.gan_head import GanHead
 from emojinet.vocab import emoji_name
-from training.datasets import targets_matrix
 from training.distribution_metrics import (
     distinct_counts,
     distribution_metrics,
@@ -31,7 +31,7 @@ from training.distribution_metrics import (
     true_frequencies,
 )
 from training.evaluate import held_out
-from training.gan import backbone_features, load_classifier
+from training.features import backbone_features
 from training.prepare import DatasetRecord
 
 __all__ = ["evaluate_distribution", "write_distribution_plots"]
@@ -70,12 +70,13 @@ def evaluate_distribution(
     """Write ``distribution.json`` (and the plots) for the classifier and, if given, a GAN."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model, sha = load_classifier(model_path)
+    model, meta = load(model_path)
+    model.eval()
     chosen, vocab = held_out(model, data, split, limit)
-    head = GanHead.load(gan, model_sha256=sha, vocab=vocab) if gan else None
-    feats = backbone_features(
+    head = GanHead.load(gan, model_sha256=meta.digest, vocab=vocab) if gan else None
+    held = backbone_features(
         model,
-        sha,
+        meta.digest,
         data,
         chosen,
         vocab,
@@ -84,10 +85,11 @@ def evaluate_distribution(
         batch_size=batch_size,
         workers=workers,
         progress=progress,
-    ).float()  # (N, D)
+    )
+    feats = held.features.float()  # (N, D)
     with torch.no_grad():
         probs = torch.sigmoid(model.forward_head(feats)).double().numpy()  # (N, V)
-    targets = targets_matrix(chosen, vocab).numpy().astype(np.float64)  # (N, V)
+    targets = held.targets.numpy().astype(np.float64)  # (N, V)
 
     draws: dict[str, Ints] = {"classifier": classifier_draws(probs, n, seed=seed)}
     if head is not None:
@@ -133,6 +135,9 @@ def _label(e: str) -> str:
     return emoji_name(e) or e
 
 
+COLOURS = {"true": "0.35", "classifier": "tab:blue", "gan": "tab:orange"}
+
+
 def write_distribution_plots(
     out: Path,
     emojis: list[str],
@@ -151,19 +156,26 @@ def write_distribution_plots(
     import matplotlib
 
     matplotlib.use("Agg")
+    return [
+        plot_frequencies(out / "fig3_frequencies.png", emojis, truth, sampled),
+        plot_top10(out / "fig4_top10.png", emojis, draws, targets, records, data),
+        plot_tsne(out / "fig2_tsne.png", emojis, draws, probs, features, seed),
+    ]
+
+
+def plot_frequencies(
+    path: Path, emojis: list[str], truth: Floats, sampled: dict[str, Floats]
+) -> Path:
+    """Fig. 3: true vs sampled frequencies of the (up to) 30 most frequent true emojis."""
     import matplotlib.pyplot as plt
 
-    paths: list[Path] = []
-    colours = {"true": "0.35", "classifier": "tab:blue", "gan": "tab:orange"}
-
-    # Fig. 3: true vs sampled frequencies of the (up to) 30 most frequent true emojis.
     order = np.argsort(-truth, kind="stable")[:30]
     series = {"true": truth, **sampled}
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(order) * len(series) + 2), 4.2))
     for j, (name, freq) in enumerate(series.items()):
         xs = np.arange(len(order)) + (j - (len(series) - 1) / 2) * width
-        ax.bar(xs, freq[order], width, label=name, color=colours.get(name))
+        ax.bar(xs, freq[order], width, label=name, color=COLOURS.get(name))
     ax.set_xticks(np.arange(len(order)), [_label(emojis[i]) for i in order], rotation=35)
     ax.tick_params(axis="x", labelsize=8)
     for t in ax.get_xticklabels():
@@ -172,12 +184,24 @@ def write_distribution_plots(
     ax.set_title("true vs sampled emoji frequencies (held-out images)")
     ax.legend()
     fig.tight_layout()
-    paths.append(out / "fig3_frequencies.png")
-    fig.savefig(paths[-1], dpi=90)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
+    return path
 
-    # Fig. 4: the top-10 sampled emojis of four images: the first two (of different true
-    # emojis) and the two whose draws spread over the most emojis (the last head's draws).
+
+def plot_top10(
+    path: Path,
+    emojis: list[str],
+    draws: dict[str, Ints],
+    targets: Floats,
+    records: list[DatasetRecord],
+    data: str | Path,
+) -> Path:
+    """Fig. 4: the top-10 sampled emojis of four images: the first two (of different true
+    emojis) and the two whose draws spread over the most emojis (the last head's draws)."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
     heads = list(draws)
     picks: list[int] = []
     for i in range(len(records)):
@@ -191,8 +215,6 @@ def write_distribution_plots(
         len(picks), 1 + len(heads), figsize=(3.2 * (1 + len(heads)), 2.3 * len(picks)),
         squeeze=False, gridspec_kw={"width_ratios": [0.6] + [1.0] * len(heads)},
     )  # fmt: skip
-    from PIL import Image
-
     for row, i in enumerate(picks):
         ax = axes[row][0]
         with Image.open(Path(data) / records[i].image) as img:
@@ -204,7 +226,7 @@ def write_distribution_plots(
             top = [k for k in np.argsort(-counts, kind="stable")[:10] if counts[k] > 0]
             ax = axes[row][col]
             bar_colours = [
-                "tab:green" if targets[i, k] > 0 else colours[name] for k in top
+                "tab:green" if targets[i, k] > 0 else COLOURS[name] for k in top
             ]  # fmt: skip
             ax.barh(range(len(top)), counts[top] / counts.sum(), color=bar_colours)
             ax.set_yticks(range(len(top)), [_label(emojis[k]) for k in top], fontsize=7)
@@ -218,11 +240,21 @@ def write_distribution_plots(
         fontsize=10,
     )
     fig.tight_layout()
-    paths.append(out / "fig4_top10.png")
-    fig.savefig(paths[-1], dpi=80)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
+    return path
 
-    # Fig. 2: t-SNE of (up to 1,000) image features, coloured by the mode emoji.
+
+def plot_tsne(
+    path: Path,
+    emojis: list[str],
+    draws: dict[str, Ints],
+    probs: Floats,
+    features: npt.NDArray[np.float32],
+    seed: int,
+) -> Path:
+    """Fig. 2: t-SNE of (up to 1,000) image features, coloured by the mode emoji."""
+    import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
@@ -247,7 +279,6 @@ def write_distribution_plots(
     ax.set_title(f"t-SNE of {len(idx)} images' backbone features, coloured by the {head}'s mode")
     ax.legend(fontsize=7, markerscale=2.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
-    paths.append(out / "fig2_tsne.png")
-    fig.savefig(paths[-1], dpi=80)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
-    return paths
+    return path

@@ -1,4 +1,6 @@
-"""Evaluate a trained model on a data set split: metrics.json, PNG plots, optional release."""
+"""``emojinet evaluate``: score a trained model on a data set split (:func:`evaluate_model`):
+``metrics.json``, PNG plots and, optionally, a release artifact; and the held-out records
+a model may be evaluated on (:func:`held_out`)."""
 
 from __future__ import annotations
 
@@ -12,30 +14,17 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import DataLoader
 
-from emojinet.checkpoint import export_release, load_checkpoint, load_release
+from emojinet.checkpoint import export_release, load
 from emojinet.model import EmojiNet
-from emojinet.preprocess import PreprocessConfig, eval_preset
 from emojinet.vocab import Vocabulary
-from training.datasets import EmojiImageDataset, prescaled_index
-from training.metrics import precision_recall_curve
+from training.datasets import check_vocabulary, image_dataset, select_split
+from training.engine import evaluate
+from training.metrics import precision_recall_curve, scalars
 from training.prepare import DatasetRecord, read_dataset
-from training.train import evaluate
 
-__all__ = ["evaluate_model", "load_trained", "write_plots"]
+__all__ = ["evaluate_model", "held_out", "write_plots"]
 
 log = logging.getLogger(__name__)
-
-
-def load_trained(path: str | Path) -> tuple[EmojiNet, dict[str, Any]]:
-    """A training checkpoint (``.pt``) with its preprocessing restored, or a release artifact."""
-    path = Path(path)
-    if path.suffix in (".pt", ".pth", ".ckpt"):
-        model, ckpt = load_checkpoint(path)
-        pre = ckpt.get("extra", {}).get("preprocess")
-        if pre:
-            model.backbone.preprocess = PreprocessConfig.from_dict(pre)
-        return model, ckpt
-    return load_release(path)
 
 
 def write_plots(
@@ -89,15 +78,8 @@ def held_out(
 ) -> tuple[list[DatasetRecord], Vocabulary]:
     """The ``split`` records of a prepared data set, checked against the model's vocabulary."""
     records, vocab = read_dataset(data)
-    if list(vocab.emojis) != list(model.vocab.emojis):
-        raise ValueError(
-            f"the model's vocabulary ({len(model.vocab)} emojis) differs from the data set's "
-            f"({len(vocab)}): evaluate on the data set the model was trained on"
-        )
-    chosen = [r for r in records if r.split == split][:limit]
-    if not chosen:
-        raise ValueError(f"the data set has no {split!r} examples")
-    return chosen, vocab
+    check_vocabulary(model.vocab, vocab)
+    return select_split(records, split, limit), vocab
 
 
 def evaluate_model(
@@ -114,18 +96,10 @@ def evaluate_model(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Score ``split`` of a prepared data set with the real model and the shared eval preset."""
-    model, _ = load_trained(model_path)
+    model, _ = load(model_path)
     model.eval()
     chosen, vocab = held_out(model, data, split, limit)
-    pre = model.preprocess
-    ds = EmojiImageDataset(
-        data,
-        chosen,
-        vocab,
-        eval_preset(pre),
-        prescaled=prescaled_index(data, pre.resize_size),
-        draft_size=pre.resize_size,
-    )
+    ds = image_dataset(data, chosen, vocab, model.preprocess)
     loader = DataLoader(ds, batch_size=batch_size, num_workers=workers)
     metrics, probs, targets = evaluate(
         model,
@@ -144,8 +118,5 @@ def evaluate_model(
     if plots:
         write_plots(out, metrics, probs, targets)
     if export:
-        scalars = {
-            f"{split}_{k}": float(v) for k, v in metrics.items() if isinstance(v, float | int)
-        }
-        export_release(model, export, metrics=scalars)
+        export_release(model, export, metrics=scalars(metrics, prefix=f"{split}_"))
     return metrics

@@ -17,7 +17,9 @@ import numpy.typing as npt
 from PIL import Image
 
 from emojinet.vocab import Vocabulary
-from training.prepare import FilterConfig, ManifestError, Post, PrepareReport, filter_posts
+from training.errors import ManifestError
+from training.posts import Post
+from training.prepare import FilterConfig, PrepareReport, filter_posts
 
 __all__ = ["CLASSES", "DEFAULT_ROOT", "EMOJIS", "fashion_mnist_posts", "read_idx"]
 

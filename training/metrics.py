@@ -12,10 +12,16 @@ __all__ = [
     "evaluate_scores",
     "precision_recall_at_k",
     "precision_recall_curve",
+    "scalars",
     "top_k_hit_rate",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+
+
+def scalars(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numbers among ``metrics`` (what checkpoints and releases store), names prefixed."""
+    return {f"{prefix}{k}": float(v) for k, v in metrics.items() if isinstance(v, float | int)}
 
 
 def _check(scores: npt.ArrayLike, targets: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:

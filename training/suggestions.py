@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from training.errors import DataError
+
 __all__ = [
     "LabelledImage",
     "Reliability",
@@ -45,23 +47,23 @@ class LabelledImage:
 
 
 def load_set(path: str | Path) -> list[LabelledImage]:
-    """Read a labelled set; raises ``ValueError`` naming the entry that is malformed."""
+    """Read a labelled set; raises :class:`DataError` naming the entry that is malformed."""
     path = Path(path)
     entries = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected a JSON list of {{file, accept}} objects")
+        raise DataError(f"{path}: expected a JSON list of {{file, accept}} objects")
     out: list[LabelledImage] = []
     for i, entry in enumerate(entries):
         try:
             file, accept = Path(entry["file"]), entry["accept"]
         except (KeyError, TypeError):
-            raise ValueError(f"{path}: entry {i} needs 'file' and 'accept'") from None
+            raise DataError(f"{path}: entry {i} needs 'file' and 'accept'") from None
         if (
             not isinstance(accept, list)
             or not accept
             or not all(isinstance(a, str) for a in accept)
         ):
-            raise ValueError(f"{path}: entry {i} ('accept') must be a non-empty list of emojis")
+            raise DataError(f"{path}: entry {i} ('accept') must be a non-empty list of emojis")
         file = file if file.is_absolute() else path.parent / file
         out.append(LabelledImage(file, tuple(accept), str(entry.get("category", ""))))
     return out

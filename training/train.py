@@ -1,69 +1,70 @@
-"""Fine-tune an ImageNet backbone as a multi-label emoji classifier.
+"""Fine-tune an ImageNet backbone as a multi-label emoji classifier (``emojinet train``).
 
-Four plain functions, as in torchvision's reference scripts: :func:`get_args_parser`,
-:func:`train_one_epoch`, :func:`evaluate` and :func:`main`. Runs alone or under ``torchrun``.
-
-Run folder (``--output-dir``)::
-
-    config.json     the resolved configuration
-    summary.csv     one row per epoch (loss, lr, throughput, validation metrics)
-    checkpoint.pt   the latest full checkpoint (every epoch and every --checkpoint-every steps)
-    best.pt         the checkpoint with the best validation mAP (macro)
-    metrics.json    the final validation metrics
+Plain functions, as in torchvision's reference scripts: :func:`get_args_parser`,
+:func:`load_data`, :func:`make_optimizer`, :func:`train_one_epoch`, :func:`evaluate` and
+:func:`main`. Runs alone or under ``torchrun`` (DistributedDataParallel, rank 0 writes).
+The run folder is a :class:`~training.run_dir.RunDir`: ``config.json``, ``summary.csv``,
+``checkpoint.pt`` (every epoch and every ``--checkpoint-every`` steps), ``best.pt`` (best
+validation mAP, macro), ``metrics.json`` and ``cache/`` (``--cache-features``).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
-import math
-import os
-import random
-import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from torch.utils.data import DataLoader
 
-from emojinet.checkpoint import export_release, load_checkpoint, save_checkpoint
-from emojinet.errors import CheckpointError, EmojiNetError
-from emojinet.model import EmojiNet, EmojiNetConfig, build_model
-from emojinet.preprocess import PreprocessConfig, eval_preset, train_preset
+from emojinet.checkpoint import export_release, load_checkpoint
+from emojinet.model import EmojiNet
+from emojinet.preprocess import train_preset
 from emojinet.vocab import Vocabulary
-from training.datasets import EmojiImageDataset, EpochSampler, prescaled_index, targets_matrix
-from training.distributed import DistInfo, barrier, cleanup, init_distributed
-from training.metrics import evaluate_scores
+from training.datasets import (
+    EmojiImageDataset,
+    EpochSampler,
+    image_dataset,
+    select_split,
+    targets_matrix,
+)
+from training.distributed import barrier, cleanup
+from training.engine import evaluate, train_one_epoch
+from training.errors import TrainingError
+from training.features import Tail, TensorItems, cached_stage_outputs
+from training.metrics import scalars
+from training.optim import make_scheduler, param_groups
+from training.options import trainer_parser
 from training.prepare import DatasetRecord, read_dataset
-from training.summary import append_row, truncate_rows
+from training.run_dir import RunDir
+from training.train_checkpoint import TrainState, restore_training, save_training
+from training.train_setup import Runtime, build_classifier, check_args
+from training.utils import run_script, seed_everything
 from training.weights import WEIGHT_SCHEMES, emoji_loss_weights
 
-__all__ = ["evaluate", "get_args_parser", "main", "train_one_epoch"]
+__all__ = [
+    "evaluate",
+    "get_args_parser",
+    "load_data",
+    "main",
+    "make_optimizer",
+    "train_one_epoch",
+]
 
 log = logging.getLogger(__name__)
 
-SUMMARY_FIELDS = (
-    "epoch", "step", "train_loss", "lr", "images_per_s", "epoch_s",
-    "val_mAP_macro", "val_mAP_micro", "val_top1", "val_top5",
-)  # fmt: skip
+VAL_METRICS = ("mAP_macro", "mAP_micro", "top1", "top5")
+TRAIN_STATS = ("train_loss", "lr", "images_per_s", "epoch_s")  # from train_one_epoch
+SUMMARY_FIELDS = ("epoch", "step", *TRAIN_STATS, *(f"val_{k}" for k in VAL_METRICS))
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="Fine-tune EmojiNet on a prepared data set", add_help=add_help
-    )
-    p.add_argument("--data", required=True, help="a folder written by `emojinet prepare`")
-    p.add_argument(
-        "--output-dir", default="runs/emojinet", help="run folder (checkpoints, CSV, config)"
-    )
+    about = "Fine-tune EmojiNet on a prepared data set"
+    p = trainer_parser("emojinet train", about, output_dir="runs/emojinet", add_help=add_help)
     p.add_argument("--backbone", default="efficientnet_lite0")
     p.add_argument("--weights", default="imagenet", help="imagenet, none or a state-dict file")
     p.add_argument(
@@ -99,23 +100,16 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         help="run the frozen stages once and cache their outputs (no augmentation)",
     )
     p.add_argument("--loss-weights", default="none", choices=WEIGHT_SCHEMES)
-    p.add_argument("--exp-k", type=float, default=10.0, help="k of the exp-smoothed weights")
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--crop-scale", type=float, default=0.35, help="min area of the random crop")
     p.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--workers", type=int, default=2, help="data-loading processes")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--deterministic",
         action="store_true",
         help="deterministic algorithms, one thread: bit-identical reruns and resumes",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
-    p.add_argument(
-        "--resume", default=None, help="a checkpoint, or 'auto' for OUTPUT_DIR/checkpoint.pt"
-    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument(
         "--amp",
@@ -131,686 +125,246 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("--tensorboard", action="store_true", help="also log to OUTPUT_DIR/tb")
     p.add_argument(
-        "--limit-train", type=int, default=None, help="use the first N training examples"
-    )
-    p.add_argument(
         "--limit-val", type=int, default=None, help="use the first N validation examples"
     )
-    p.add_argument("--val-split", default="val", choices=["val", "test"])
-    p.add_argument(
-        "--export", default=None, metavar="PATH", help="export best.pt as a release at the end"
-    )
     p.add_argument("--name", default=None, help="model name stored in the release")
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bars (default: when stderr is a terminal)",
-    )
     return p
 
 
-# -- model pieces -----------------------------------------------------------------------------
-
-
-class Tail(nn.Module):
-    """The trainable part on top of cached frozen-stage outputs: stages[k:] → pool → head."""
-
-    def __init__(self, model: EmojiNet, first_stage: int) -> None:
-        super().__init__()
-        self.stages = nn.ModuleList(model.backbone.stages()[first_stage:])
-        self.head = model.head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for stage in self.stages:
-            x = stage(x)
-        if x.ndim == 4:  # (N, C, h, w) → (N, C)
-            x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
-        logits: torch.Tensor = self.head(x)  # (N, V)
-        return logits
-
-
-def param_groups(model: EmojiNet, lr: float, lr_decay: float, freeze: int) -> list[dict[str, Any]]:
-    """One group per trainable stage, stage i of S at ``lr × lr_decay^(S-i)``; the head at lr."""
-    stages = model.backbone.stages()
-    if not 0 <= freeze <= len(stages):
-        raise ValueError(f"--freeze-stages must be between 0 and {len(stages)}, got {freeze}")
-    groups: list[dict[str, Any]] = []
-    for i, stage in enumerate(stages):
-        trainable = i >= freeze
-        for p in stage.parameters():
-            p.requires_grad_(trainable)
-        if trainable:
-            mult = lr_decay ** (len(stages) - i)
-            groups.append(
-                {"params": list(stage.parameters()), "lr": lr * mult, "name": f"stage{i}"}
-            )
-    groups.append({"params": list(model.head.parameters()), "lr": lr, "name": "head"})
-    return [g for g in groups if g["params"]]
-
-
-def set_train_mode(module: nn.Module, frozen: Sequence[nn.Module]) -> None:
-    """Train mode, except frozen stages keep their BatchNorm statistics (eval mode)."""
-    module.train()
-    for stage in frozen:
-        stage.eval()
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up from 0 over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-# -- data -------------------------------------------------------------------------------------
-
-
-class TensorItems(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
-    """Cached features with targets; items are ``(features, target, index)``."""
-
-    def __init__(self, features: torch.Tensor, targets: torch.Tensor) -> None:
-        self.features, self.targets = features, targets
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        return self.features[i].float(), self.targets[i], i
-
-    def set_epoch(self, epoch: int) -> None:
-        pass
-
-
-def _split(records: list[DatasetRecord], split: str, limit: int | None) -> list[DatasetRecord]:
-    out = [r for r in records if r.split == split]
-    if not out:
-        raise EmojiNetError(
-            f"the data set has no {split!r} examples (re-run prepare with a {split} fraction)"
-        )
-    return out[:limit] if limit else out
-
-
-@torch.no_grad()
-def compute_features(
-    model: EmojiNet,
-    dataset: Dataset[Any],
-    n_stages: int,
-    device: torch.device,
-    batch_size: int,
-    workers: int,
-    progress: bool,
-    desc: str,
-) -> torch.Tensor:
-    """Outputs of the first ``n_stages`` stages (pooled to (N, D) if that is all of them), fp16."""
-    stages = model.backbone.stages()[:n_stages]
-    for s in stages:
-        s.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    out: list[torch.Tensor] = []
-    for x, _, _ in tqdm(loader, desc=desc, unit="batch", disable=not progress):
-        x = x.to(device)
-        for s in stages:
-            x = s(x)
-        if n_stages == len(model.backbone.stages()):
-            x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
-        out.append(x.half().cpu())
-    return torch.cat(out)
-
-
-def _cached_features(
-    cache_dir: Path, key: str, build: Callable[[], torch.Tensor], dist_info: DistInfo
-) -> torch.Tensor:
-    path = cache_dir / f"{key}.pt"
-    if dist_info.is_main and not path.is_file():
-        from emojinet.checkpoint import atomic_write
-
-        feats = build()
-        atomic_write(path, lambda tmp: torch.save(feats, tmp))
-    barrier(dist_info)
-    feats = torch.load(path, map_location="cpu", weights_only=True)
-    assert isinstance(feats, torch.Tensor)
-    return feats
-
-
-# -- the loop ---------------------------------------------------------------------------------
+# -- data and optimiser ----------------------------------------------------------------------
 
 
 @dataclass
-class TrainState:
-    """Progress that a checkpoint must restore for a resumed run to match an uninterrupted one."""
+class Splits:
+    """The training and validation records of a prepared data set."""
 
-    epoch: int = 0
-    position: int = 0  # samples of this epoch already seen by this rank
-    step: int = 0
-    loss_sum: float = 0.0
-    n_seen: int = 0
-    best: float = -1.0
-    epoch_start: float = field(default_factory=time.time)
+    train: list[DatasetRecord]
+    val: list[DatasetRecord]
+    vocab: Vocabulary  # with this run's training-split counts
+
+    @classmethod
+    def read(cls, args: argparse.Namespace) -> Splits:
+        records, vocab = read_dataset(args.data)
+        train = select_split(records, "train", args.limit_train)
+        val = select_split(records, args.val_split, args.limit_val)
+        doc_freq = [int(v) for v in targets_matrix(train, vocab).sum(0).tolist()]
+        return cls(train, val, Vocabulary(vocab.emojis, tuple(doc_freq)))
 
 
-def train_one_epoch(
-    model: nn.Module,
-    criterion: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    data_loader: DataLoader[Any],
-    device: torch.device,
-    state: TrainState,
-    *,
-    scaler: torch.amp.GradScaler | None = None,
-    channels_last: bool = False,
-    on_step: Callable[[TrainState], None] | None = None,
-    progress: bool = False,
-) -> dict[str, float]:
-    """One (possibly resumed) epoch; returns the mean loss and throughput."""
-    t0 = time.time()
-    images = 0
-    amp = scaler is not None
-    bar = tqdm(
-        data_loader, desc=f"epoch {state.epoch}", unit="batch", disable=not progress, leave=False
+@dataclass
+class TrainData:
+    """Training and validation sets with their loaders (images, or cached features)."""
+
+    train_set: EmojiImageDataset | TensorItems
+    train_loader: DataLoader[Any]
+    val_loader: DataLoader[Any]
+
+
+def load_data(
+    args: argparse.Namespace,
+    model: EmojiNet,
+    splits: Splits,
+    run: RunDir,
+    rt: Runtime,
+) -> TrainData:
+    """The shared presets over the images, or (``--cache-features``) the frozen stages'
+    outputs computed once; a resumable :class:`EpochSampler` sharded over the ranks."""
+    pre, seed, vocab = model.preprocess, args.seed, splits.vocab
+    records = (splits.train, splits.val)
+    datasets: list[EmojiImageDataset | TensorItems]
+    datasets = [image_dataset(args.data, r, vocab, pre, seed=seed) for r in records]
+    workers = args.workers
+    if args.cache_features:
+        identity = [args.backbone, args.weights, args.freeze_stages, pre.to_dict()]
+        for i, name in enumerate(("train", args.val_split)):
+            feats = cached_stage_outputs(
+                model,
+                datasets[i],
+                records[i],
+                n_stages=args.freeze_stages,
+                cache_dir=run.cache,
+                name=name,
+                identity=identity,
+                device=rt.device,
+                batch_size=args.batch_size * 2,
+                workers=args.workers,
+                progress=rt.progress,
+                dist_info=rt.dist,
+            )
+            datasets[i] = TensorItems(feats, targets_matrix(records[i], vocab))
+        workers = 0
+    elif args.augment:
+        tf = train_preset(pre, scale=(args.crop_scale, 1.0), hflip=args.hflip)
+        datasets[0] = image_dataset(args.data, splits.train, vocab, pre, transform=tf, seed=seed)
+    sampler = EpochSampler(
+        len(datasets[0]), seed=seed, rank=rt.dist.rank, world_size=rt.dist.world_size
     )
-    for x, y, _ in bar:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            logits = model(x)
-            loss = criterion(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        scheduler.step()
-        n = len(x)
-        state.step += 1
-        state.position += n
-        state.loss_sum += float(loss.detach()) * n
-        state.n_seen += n
-        images += n
-        if progress:
-            rate = images / max(time.time() - t0, 1e-9)
-            bar.set_postfix(loss=f"{state.loss_sum / state.n_seen:.4f}", img_s=f"{rate:.0f}")
-        if on_step is not None:
-            on_step(state)
-    elapsed = time.time() - t0
-    return {
-        "train_loss": state.loss_sum / max(state.n_seen, 1),
-        "lr": optimizer.param_groups[-1]["lr"],
-        "images_per_s": images / max(elapsed, 1e-9),
-    }
+    train_loader = DataLoader(
+        datasets[0],
+        batch_size=args.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(seed),  # keeps the global RNG untouched
+        persistent_workers=False,
+        pin_memory=rt.device.type == "cuda",
+    )
+    val_loader = DataLoader(
+        datasets[1], batch_size=args.batch_size * 2, shuffle=False, num_workers=workers
+    )
+    return TrainData(datasets[0], train_loader, val_loader)
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    data_loader: DataLoader[Any],
-    device: torch.device,
-    emojis: list[str],
-    *,
-    channels_last: bool = False,
-    progress: bool = False,
-    desc: str = "eval",
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:  # type: ignore[type-arg]
-    """Scores of every example; returns (metrics, probabilities (N, V), targets (N, V))."""
-    model.eval()
-    probs: list[torch.Tensor] = []
-    targets: list[torch.Tensor] = []
-    for x, y, _ in tqdm(data_loader, desc=desc, unit="batch", disable=not progress, leave=False):
-        x = x.to(device, non_blocking=True)
-        if channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        probs.append(torch.sigmoid(model(x).float()).cpu())
-        targets.append(y)
-    p = torch.cat(probs).numpy().astype(np.float64)
-    t = torch.cat(targets).numpy().astype(np.float64)
-    return evaluate_scores(p, t, emojis), p, t
+def make_optimizer(args: argparse.Namespace, model: EmojiNet) -> torch.optim.Optimizer:
+    """AdamW or SGD (Nesterov) over :func:`~training.optim.param_groups` (freezes stages)."""
+    groups = param_groups(model, args.lr, args.lr_decay, args.freeze_stages)
+    if args.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
+    return torch.optim.SGD(
+        groups,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        nesterov=args.momentum > 0,
+    )
 
 
 # -- main -------------------------------------------------------------------------------------
 
 
-def _say(message: str) -> None:
-    """A progress line for the person running training (rank 0 only), on stdout."""
-    print(message, flush=True)  # noqa: T201
+def make_criterion(
+    args: argparse.Namespace, splits: Splits, device: torch.device
+) -> nn.BCEWithLogitsLoss:
+    """BCE with logits, each emoji weighted by ``--loss-weights`` (mean 1)."""
+    counts, n = splits.vocab.counts, len(splits.train)
+    weights = emoji_loss_weights(args.loss_weights, counts, n, k=args.exp_k)
+    return nn.BCEWithLogitsLoss(weight=torch.tensor(weights).to(device))
 
 
-def _device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
+def open_tensorboard(run: RunDir) -> Any:
+    """A ``SummaryWriter`` in ``RUN/tb``."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise TrainingError(
+            "--tensorboard needs the tensorboard package (pip install tensorboard)"
+        ) from exc
+    return SummaryWriter(str(run.path / "tb"))
 
 
-def _rng_state() -> dict[str, Any]:
-    np_state: tuple[Any, ...] = tuple(np.random.get_state())
-    py_state = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": [
-            str(np_state[0]),
-            torch.from_numpy(np.asarray(np_state[1]).astype(np.int64)),
-            int(np_state[2]),
-            int(np_state[3]),
-            float(np_state[4]),
-        ],
-        "python": [int(py_state[0]), list(py_state[1]), py_state[2]],
-    }
+def log_scalars(writer: Any, row: dict[str, Any], step: int) -> None:
+    """The epoch's floats to TensorBoard (``--tensorboard``)."""
+    for k, v in row.items():
+        if writer is not None and k != "epoch" and isinstance(v, float):
+            writer.add_scalar(k, v, step)
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    name, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
+def export_best(best: Path, dest: str) -> None:
+    """``--export``: ``best.pt`` as a release artifact with its validation metrics."""
+    model, ckpt = load_checkpoint(best)
+    export_release(model, dest, metrics=ckpt["metrics"])
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def resolve_preprocess(args: argparse.Namespace, default: PreprocessConfig) -> PreprocessConfig:
-    size = args.input_size or default.input_size
-    resize = args.resize_size or (
-        default.resize_size if args.input_size is None else round(size * 8 / 7)
+def epoch_message(row: dict[str, Any]) -> str:
+    return (
+        f"epoch {row['epoch']}: loss {row['train_loss']:.4f}  {row['images_per_s']:.0f} img/s  "
+        f"val mAP {row['val_mAP_macro']:.4f}  top-1 {row['val_top1']:.4f}"
     )
-    if resize < size:
-        raise ValueError(f"--resize-size ({resize}) must be at least --input-size ({size})")
-    return replace(default, input_size=size, resize_size=resize)
 
 
-def _cache_key(
-    args: argparse.Namespace, split: str, records: Sequence[DatasetRecord], pre: PreprocessConfig
-) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps([args.backbone, args.weights, args.freeze_stages, pre.to_dict()]).encode())
-    for r in records:
-        h.update(f"{r.id}\t{r.image}\n".encode())
-    return f"{split}-{h.hexdigest()[:16]}"
+def run_config(
+    args: argparse.Namespace,
+    model: EmojiNet,
+    splits: Splits,
+    rt: Runtime,
+    criterion: nn.BCEWithLogitsLoss,
+    steps_per_epoch: int,
+) -> dict[str, Any]:
+    """What ``config.json`` records: the options, the model, data sizes, runtime, loss weights."""
+    return {
+        "args": {k: v for k, v in vars(args).items() if isinstance(v, str | int | float | None)},
+        "model": model.cfg.to_dict(),
+        "preprocess": model.preprocess.to_dict(),
+        "vocab_size": len(splits.vocab),
+        "train_examples": len(splits.train),
+        "val_examples": len(splits.val),
+        **rt.to_dict(),
+        "loss_weights": [] if criterion.weight is None else criterion.weight.tolist(),
+        "steps_per_epoch": steps_per_epoch,
+    }
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Train; returns the final validation metrics (rank 0; an empty dict on other ranks)."""
-    if args.deterministic:
-        torch.use_deterministic_algorithms(True)
-        torch.set_num_threads(1)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    elif args.threads:
-        torch.set_num_threads(args.threads)
-    device = _device(args.device)
-    dist_info = init_distributed(device)
-    if device.type == "cuda" and dist_info.enabled:
-        device = torch.device("cuda", dist_info.local_rank)
-    amp = args.amp if args.amp is not None else device.type == "cuda"
-    channels_last = args.channels_last if args.channels_last is not None else device.type == "cuda"
-    progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    progress = progress and dist_info.is_main
-    out = Path(args.output_dir)
-    if dist_info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    _seed_everything(args.seed + dist_info.rank)
-
-    records, vocab = read_dataset(args.data)
-    train_records = _split(records, "train", args.limit_train)
-    val_records = _split(records, args.val_split, args.limit_val)
-    y_train = targets_matrix(train_records, vocab)
-    doc_freq = [int(v) for v in y_train.sum(0).tolist()]
-    counted = Vocabulary(vocab.emojis, tuple(doc_freq))
-
-    resume_path: Path | None = None
-    if args.resume:
-        resume_path = out / "checkpoint.pt" if args.resume == "auto" else Path(args.resume)
-        if args.resume == "auto" and not resume_path.is_file():
-            resume_path = None
-    ckpt: dict[str, Any] | None = None
-    if resume_path is not None:
-        model, ckpt = load_checkpoint(resume_path)
-        if model.vocab != counted:
-            model.vocab = counted
-        preprocess = PreprocessConfig.from_dict(ckpt["extra"]["preprocess"])
-        model.backbone.preprocess = preprocess
-        if model.cfg.backbone != args.backbone:
-            raise CheckpointError(
-                f"{resume_path} holds a {model.cfg.backbone} model, not {args.backbone}"
-            )
-    else:
-        cfg = EmojiNetConfig(
-            backbone=args.backbone,
-            head="linear",
-            weights=args.weights,
-            vocab=str(Path(args.data) / "vocab.json"),
-            dropout=args.dropout,
-            name=args.name or f"emojinet-{args.backbone}-{Path(args.data).name}",
-        )
-        model = build_model(cfg, counted)
-        preprocess = resolve_preprocess(args, model.backbone.preprocess)
-        model.backbone.preprocess = preprocess
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-
-    groups = param_groups(model, args.lr, args.lr_decay, args.freeze_stages)
-    stages = model.backbone.stages()
-    frozen = stages[: args.freeze_stages]
-
-    # Data: cached frozen-stage outputs, or images through the shared presets.
-    root = Path(args.data)
-    prescaled = prescaled_index(root, preprocess.resize_size)
-    eval_tf = eval_preset(preprocess)
-    val_images = EmojiImageDataset(
-        root,
-        val_records,
-        vocab,
-        eval_tf,
-        prescaled=prescaled,
-        seed=args.seed,
-        draft_size=preprocess.resize_size,
-    )
-    trainable: nn.Module
-    train_set: Dataset[Any]
-    val_set: Dataset[Any]
-    if args.cache_features:
-        if args.freeze_stages < 1:
-            raise ValueError(
-                "--cache-features needs --freeze-stages >= 1 (the frozen stages are cached)"
-            )
-        train_plain = EmojiImageDataset(
-            root,
-            train_records,
-            vocab,
-            eval_tf,
-            prescaled=prescaled,
-            seed=args.seed,
-            draft_size=preprocess.resize_size,
-        )
-        cache_dir = out / "cache"
-        if dist_info.is_main:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-
-        def build(ds: Dataset[Any], desc: str) -> Callable[[], torch.Tensor]:
-            return lambda: compute_features(
-                model,
-                ds,
-                args.freeze_stages,
-                device,
-                args.batch_size * 2,
-                args.workers,
-                progress,
-                desc,
-            )
-
-        f_train = _cached_features(
-            cache_dir,
-            _cache_key(args, "train", train_records, preprocess),
-            build(train_plain, "cache train"),
-            dist_info,
-        )
-        f_val = _cached_features(
-            cache_dir,
-            _cache_key(args, args.val_split, val_records, preprocess),
-            build(val_images, f"cache {args.val_split}"),
-            dist_info,
-        )
-        train_set, val_set = (
-            TensorItems(f_train, y_train),
-            TensorItems(f_val, targets_matrix(val_records, vocab)),
-        )
-        trainable = Tail(model, args.freeze_stages)
-        workers = 0
-        frozen_in_trainable: Sequence[nn.Module] = []
-    else:
-        train_tf = (
-            train_preset(preprocess, scale=(args.crop_scale, 1.0), hflip=args.hflip)
-            if args.augment
-            else eval_tf
-        )
-        train_set = EmojiImageDataset(
-            root,
-            train_records,
-            vocab,
-            train_tf,
-            prescaled=prescaled,
-            seed=args.seed,
-            draft_size=preprocess.resize_size,
-        )
-        val_set = val_images
-        trainable = model
-        workers = args.workers
-        frozen_in_trainable = frozen
-
-    sampler = EpochSampler(
-        len(train_set), seed=args.seed, rank=dist_info.rank, world_size=dist_info.world_size
-    )
-    loader_gen = torch.Generator().manual_seed(args.seed)  # keeps the global RNG untouched
-    train_loader = DataLoader(
-        train_set,
-        batch_size=args.batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        generator=loader_gen,
-        persistent_workers=False,
-        pin_memory=device.type == "cuda",
-    )
-    val_loader = DataLoader(
-        val_set, batch_size=args.batch_size * 2, shuffle=False, num_workers=workers
-    )
-
-    weights = torch.tensor(
-        emoji_loss_weights(args.loss_weights, doc_freq, len(train_records), k=args.exp_k)
-    )
-    criterion = nn.BCEWithLogitsLoss(weight=weights.to(device))
-    if args.optimizer == "adamw":
-        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-            groups, lr=args.lr, weight_decay=args.weight_decay
-        )
-    else:
-        optimizer = torch.optim.SGD(
-            groups,
-            lr=args.lr,
-            momentum=args.momentum,
-            weight_decay=args.weight_decay,
-            nesterov=args.momentum > 0,
-        )
-    steps_per_epoch = -(-sampler.shard_size() // args.batch_size)
-    total_steps = steps_per_epoch * args.epochs
-    scheduler = make_scheduler(optimizer, round(args.warmup_epochs * steps_per_epoch), total_steps)
-    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
-
+    check_args(args)
+    rt = Runtime.from_args(args)
+    run = RunDir(args.output_dir, SUMMARY_FIELDS, is_main=rt.dist.is_main)
+    seed_everything(args.seed, rt.dist.rank)
+    splits = Splits.read(args)
+    resume = run.resume_path(args.resume)
+    model, ckpt = build_classifier(args, splits.vocab, resume)
+    rt.place(model)
+    optimizer = make_optimizer(args, model)
+    data = load_data(args, model, splits, run, rt)
+    trainable = Tail(model, args.freeze_stages) if args.cache_features else model
+    frozen = [] if args.cache_features else model.backbone.stages()[: args.freeze_stages]
+    criterion = make_criterion(args, splits, rt.device)
+    steps_per_epoch = len(data.train_loader)
+    warmup = round(args.warmup_epochs * steps_per_epoch)
+    scheduler = make_scheduler(optimizer, warmup, steps_per_epoch * args.epochs)
+    scaler = rt.scaler()
     state = TrainState()
-    if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        extra = ckpt["extra"]
-        state = TrainState(
-            epoch=int(ckpt["epoch"]),
-            position=int(extra["position"]),
-            step=int(ckpt["step"]),
-            loss_sum=float(extra["loss_sum"]),
-            n_seen=int(extra["n_seen"]),
-            best=float(extra["best"]),
-        )
-        if scaler is not None and "scaler" in extra:
-            scaler.load_state_dict(extra["scaler"])
-        _set_rng_state(extra["rng"])
-        log.info(
-            "resumed from %s: epoch %d, %d samples in, step %d",
-            resume_path,
-            state.epoch,
-            state.position,
-            state.step,
-        )
-        if dist_info.is_main:
-            _say(f"resumed from {resume_path} at epoch {state.epoch} step {state.step}")
-            truncate_rows(out / "summary.csv", state.epoch, SUMMARY_FIELDS)
+    if ckpt is not None and resume is not None:
+        state = restore_training(ckpt, optimizer, scheduler, scaler)
+        run.resumed(resume, state)
+    ddp_model = rt.wrap(trainable)
+    run.write_config(run_config(args, model, splits, rt, criterion, steps_per_epoch))
+    writer = open_tensorboard(run) if args.tensorboard and rt.dist.is_main else None
 
-    ddp_model: nn.Module = trainable
-    if dist_info.enabled:
-        ddp_model = nn.parallel.DistributedDataParallel(
-            trainable, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    resolved = {
-        "args": {
-            k: v for k, v in vars(args).items() if isinstance(v, str | int | float | bool | None)
-        },
-        "model": model.cfg.to_dict(),
-        "preprocess": preprocess.to_dict(),
-        "vocab_size": len(vocab),
-        "train_examples": len(train_records),
-        "val_examples": len(val_records),
-        "world_size": dist_info.world_size,
-        "device": str(device),
-        "amp": amp,
-        "channels_last": channels_last,
-        "loss_weights": weights.tolist(),
-        "steps_per_epoch": steps_per_epoch,
-    }
-    writer = None
-    if dist_info.is_main:
-        (out / "config.json").write_text(
-            json.dumps(resolved, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-        )
-        if args.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as exc:
-                raise EmojiNetError(
-                    "--tensorboard needs the tensorboard package (pip install tensorboard)"
-                ) from exc
-            writer = SummaryWriter(str(out / "tb"))
-
-    def checkpoint(path: Path, metrics: dict[str, float] | None = None) -> None:
-        extra: dict[str, Any] = {
-            "position": state.position,
-            "loss_sum": state.loss_sum,
-            "n_seen": state.n_seen,
-            "best": state.best,
-            "rng": _rng_state(),
-            "preprocess": preprocess.to_dict(),
-        }
-        if scaler is not None:
-            extra["scaler"] = scaler.state_dict()
-        save_checkpoint(
-            path,
-            model,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            epoch=state.epoch,
-            step=state.step,
-            metrics=metrics,
-            extra=extra,
-        )
+    def save(path: Path, metrics: dict[str, float] | None = None) -> None:
+        save_training(path, model, optimizer, scheduler, state, scaler, metrics)
 
     def on_step(s: TrainState) -> None:
-        if args.checkpoint_every and s.step % args.checkpoint_every == 0 and dist_info.is_main:
-            checkpoint(out / "checkpoint.pt")
-            _say(f"checkpoint epoch {s.epoch} step {s.step} position {s.position}")
+        if args.checkpoint_every and s.step % args.checkpoint_every == 0 and rt.dist.is_main:
+            save(run.checkpoint)
+            run.say(f"checkpoint epoch {s.epoch} step {s.step} position {s.position}")
 
     metrics: dict[str, Any] = {}
-    emojis = list(vocab.emojis)
     while state.epoch < args.epochs:
-        sampler.set_epoch(state.epoch, start=state.position)
-        if isinstance(train_set, EmojiImageDataset | TensorItems):
-            train_set.set_epoch(state.epoch)
-        set_train_mode(trainable, frozen_in_trainable)
-        t0 = time.time()
         stats = train_one_epoch(
             ddp_model,
             criterion,
             optimizer,
             scheduler,
-            train_loader,
-            device,
+            data.train_loader,
+            rt.device,
             state,
+            frozen=frozen,
             scaler=scaler,
-            channels_last=channels_last,
+            channels_last=rt.channels_last,
             on_step=on_step,
-            progress=progress,
+            progress=rt.progress,
         )
-        epoch_s = time.time() - t0
-        if dist_info.is_main:
+        if rt.dist.is_main:
             metrics, _, _ = evaluate(
-                trainable,
-                val_loader,
-                device,
-                emojis,
-                channels_last=channels_last,
-                progress=progress,
-                desc=f"eval {args.val_split}",
-            )
-        barrier(dist_info)
-        row = {
-            "epoch": state.epoch,
-            "step": state.step,
-            **stats,
-            "epoch_s": epoch_s,
-            **{
-                f"val_{k}": metrics.get(k, float("nan"))
-                for k in ("mAP_macro", "mAP_micro", "top1", "top5")
-            },
-        }
-        state.epoch += 1
-        state.position, state.loss_sum, state.n_seen = 0, 0.0, 0
-        if dist_info.is_main:
-            log.info("epoch %d: %s", row["epoch"], row)
-            _say(
-                f"epoch {row['epoch']}: loss {row['train_loss']:.4f}  "
-                f"{row['images_per_s']:.0f} img/s  "
-                f"val mAP {row['val_mAP_macro']:.4f}  top-1 {row['val_top1']:.4f}",
-            )
-            append_row(out / "summary.csv", row, SUMMARY_FIELDS)
-            if writer is not None:
-                for k, v in row.items():
-                    if k != "epoch" and isinstance(v, float):
-                        writer.add_scalar(k, v, state.epoch)
-            scalar_metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, float | int)}
-            improved = metrics["mAP_macro"] > state.best
-            if improved:
-                state.best = float(metrics["mAP_macro"])
-            checkpoint(out / "checkpoint.pt", scalar_metrics)
-            if improved:
-                checkpoint(out / "best.pt", scalar_metrics)
-        barrier(dist_info)
-
-    if dist_info.is_main:
-        if not metrics:  # resumed after the last epoch finished
-            best_model, best_ckpt = load_checkpoint(out / "checkpoint.pt")
-            metrics = dict(best_ckpt["metrics"])
-        (out / "metrics.json").write_text(
-            json.dumps(metrics, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-        )
-        if args.export:
-            best_model, best_ckpt = load_checkpoint(out / "best.pt")
-            best_model.backbone.preprocess = PreprocessConfig.from_dict(
-                best_ckpt["extra"]["preprocess"]
-            )
-            export_release(best_model, args.export, metrics=best_ckpt["metrics"])
-            _say(f"exported {out / 'best.pt'} to {args.export}")
-        if writer is not None:
-            writer.close()
-    cleanup(dist_info)
-    return metrics if dist_info.is_main else {}
+                trainable, data.val_loader, rt.device, list(splits.vocab.emojis),
+                channels_last=rt.channels_last, progress=rt.progress, desc=f"eval {args.val_split}",
+            )  # fmt: skip
+        barrier(rt.dist)
+        row = {"epoch": state.epoch, "step": state.step, **stats}
+        row |= {f"val_{k}": metrics.get(k, float("nan")) for k in VAL_METRICS}
+        state.next_epoch()
+        score = float(metrics.get("mAP_macro", float("nan")))
+        save_epoch = partial(save, metrics=scalars(metrics))
+        run.end_epoch(row, state, score=score, save=save_epoch, message=epoch_message(row))
+        log_scalars(writer, row, state.epoch)
+        barrier(rt.dist)
+    metrics = run.finish(metrics)
+    run.export(export_best, args.export)
+    if writer is not None:
+        writer.close()
+    cleanup(rt.dist)
+    return metrics
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        main(get_args_parser().parse_args())
-    except EmojiNetError as exc:
-        sys.stderr.write(f"emojinet train: error: {exc}\n")
-        sys.exit(2)
+    run_script(main, get_args_parser())

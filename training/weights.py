@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from training.errors import DataError, OptionsError
+
 __all__ = ["WEIGHT_SCHEMES", "emoji_loss_weights", "exp_smoothed_weights", "tfidf_weights"]
 
 WEIGHT_SCHEMES = ("none", "tfidf", "exp")
@@ -17,7 +19,7 @@ def exp_smoothed_weights(counts: Sequence[int], k: float) -> list[float]:
     """
     total = sum(counts)
     if total <= 0:
-        raise ValueError("exp-smoothed weights need at least one labelled example")
+        raise DataError("exp-smoothed weights need at least one labelled example")
     freqs = [c / total for c in counts]
     # Subtracting the smallest exponent's offset keeps exp() in range and cancels in the ratio.
     m = min(freqs)
@@ -33,7 +35,7 @@ def tfidf_weights(doc_freq: Sequence[int], n_docs: int) -> list[float]:
     so the tf-idf weight of an emoji is its idf; this is scikit-learn's ``smooth_idf`` formula.
     """
     if n_docs <= 0:
-        raise ValueError("tf-idf weights need at least one labelled example")
+        raise DataError("tf-idf weights need at least one labelled example")
     return [math.log((1 + n_docs) / (1 + df)) + 1.0 for df in doc_freq]
 
 
@@ -55,7 +57,7 @@ def emoji_loss_weights(
     elif scheme == "exp":
         raw = exp_smoothed_weights(doc_freq, k)
     else:
-        raise ValueError(
+        raise OptionsError(
             f"unknown loss weighting {scheme!r}; choose one of {', '.join(WEIGHT_SCHEMES)}"
         )
     mean = sum(raw) / len(raw)
