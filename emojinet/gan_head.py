@@ -19,7 +19,8 @@ import numpy.typing as npt
 import torch
 
 from emojinet.errors import EmojiNetError
-from emojinet.gan import EmojiGAN, load_gan
+from emojinet.gan import EmojiGAN
+from emojinet.gan_io import load_gan
 from emojinet.sampling import Distribution, check_draws, describe_draws
 from emojinet.vocab import Vocabulary
 
