@@ -138,6 +138,16 @@ def _label(e: str) -> str:
 COLOURS = {"true": "0.35", "classifier": "tab:blue", "gan": "tab:orange"}
 
 
+def save_figure(fig: Any, path: Path, *, dpi: int) -> Path:
+    """Lay out, write and close a matplotlib figure; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def write_distribution_plots(
     out: Path,
     emojis: list[str],
@@ -159,7 +169,7 @@ def write_distribution_plots(
     return [
         plot_frequencies(out / "fig3_frequencies.png", emojis, truth, sampled),
         plot_top10(out / "fig4_top10.png", emojis, draws, targets, records, data),
-        plot_tsne(out / "fig2_tsne.png", emojis, draws, probs, features, seed),
+        plot_tsne(out / "fig2_tsne.png", features, draws, probs, emojis, seed),
     ]
 
 
@@ -183,10 +193,7 @@ def plot_frequencies(
     ax.set_ylabel("frequency")
     ax.set_title("true vs sampled emoji frequencies (held-out images)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_top10(
@@ -239,18 +246,15 @@ def plot_top10(
         "sampled emojis per image (green: a true emoji); rows 3-4: the most spread draws",
         fontsize=10,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def plot_tsne(
     path: Path,
-    emojis: list[str],
+    features: npt.NDArray[np.float32],
     draws: dict[str, Ints],
     probs: Floats,
-    features: npt.NDArray[np.float32],
+    emojis: list[str],
     seed: int,
 ) -> Path:
     """Fig. 2: t-SNE of (up to 1,000) image features, coloured by the mode emoji."""
@@ -278,7 +282,4 @@ def plot_tsne(
     ax.set_yticks([])
     ax.set_title(f"t-SNE of {len(idx)} images' backbone features, coloured by the {head}'s mode")
     ax.legend(fontsize=7, markerscale=2.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
