@@ -13,12 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from service_fixtures import tiny_release
 
 from emojinet.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageFormatError
 from emojinet.preprocess import PreprocessConfig, decode_image, eval_preset, probe_image
-
-__all__ = ["tiny_release"]  # fixture used below
 
 MiB = 1024 * 1024
 

@@ -11,15 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from service_fixtures import tiny_release
 
 from emojinet.cli import main
 from emojinet.gallery import GalleryConfig, GalleryResult, build_gallery
 from emojinet.gallery_cards import EMOJI_FONT, render_emoji
 from emojinet.predictor import Predictor
 from emojinet.vocab import Vocabulary
-
-__all__ = ["tiny_release"]  # fixture used below
 
 pytestmark = pytest.mark.slow
 
