@@ -12,10 +12,13 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emojinet.cli_args import VOCAB_HELP, add_model_args, float_range, int_range
 from emojinet.errors import EmojiNetError
+
+if TYPE_CHECKING:
+    from emojinet.predictor import Prediction, Predictor
 
 __all__ = ["build_parser", "main"]
 
@@ -49,7 +52,9 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
     for path in args.images:
         try:
             data = Path(path).read_bytes()
-            x = predictor.preprocess(data)
+            (prediction,) = predictor.predict(
+                [data], k=args.top_k, threshold=args.threshold, features=gan is not None
+            )
         except OSError as exc:
             failed += 1
             _report_error(args, path, f"cannot read file: {exc.strerror or exc}")
@@ -58,41 +63,41 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
             failed += 1
             _report_error(args, path, str(exc))
             continue
-        if gan is not None:
-            probs_b, features = predictor.predict_with_features(x[None])
-            probs = probs_b[0]
-        else:
-            probs = predictor.predict_batch(x[None])[0]
-        suggestions = predictor.top_k(probs, args.top_k, args.threshold)
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "image": str(path),
-                        "emojis": [
-                            {"emoji": s.emoji, "name": s.name, "score": round(s.score, 6)}
-                            for s in suggestions
-                        ],
-                    },
-                    ensure_ascii=False,
-                )
-            )
-        else:
-            print(f"{path}")
-            for s in suggestions:
-                print(f"  {s.emoji}  {s.score:6.3f}  {s.name}")
-        if args.distribution:
-            from emojinet.sampling import sample_distribution
-
-            if gan is not None:
-                dist = gan.distribution(features[0], n=args.n, seed=args.seed)
-            else:
-                dist = sample_distribution(
-                    probs, predictor.vocab, n=args.n, temperature=args.temperature, seed=args.seed
-                )
-            print(json.dumps(dist.to_dict(), ensure_ascii=False) if args.json else dist.format())
+        _print_prediction(args, path, prediction, predictor, gan)
         sys.stdout.flush()
     return 1 if failed else 0
+
+
+def _print_prediction(
+    args: argparse.Namespace, path: str, prediction: Prediction, predictor: Predictor, gan: Any
+) -> None:
+    """The suggestions (and with ``--distribution`` the sampled distribution) of one image."""
+    suggestions = prediction.suggestions
+    if args.json:
+        emojis = [
+            {"emoji": s.emoji, "name": s.name, "score": round(s.score, 6)} for s in suggestions
+        ]
+        print(json.dumps({"image": str(path), "emojis": emojis}, ensure_ascii=False))
+    else:
+        print(f"{path}")
+        for s in suggestions:
+            print(f"  {s.emoji}  {s.score:6.3f}  {s.name}")
+    if not args.distribution:
+        return
+    from emojinet.sampling import sample_distribution
+
+    if gan is not None:
+        assert prediction.features is not None  # asked for with features=True
+        dist = gan.distribution(prediction.features, n=args.n, seed=args.seed)
+    else:
+        dist = sample_distribution(
+            prediction.probs,
+            predictor.vocab,
+            n=args.n,
+            temperature=args.temperature,
+            seed=args.seed,
+        )
+    print(json.dumps(dist.to_dict(), ensure_ascii=False) if args.json else dist.format())
 
 
 def _report_error(args: argparse.Namespace, path: str, message: str) -> None:
