@@ -62,17 +62,17 @@ def raw_throughput(args: argparse.Namespace, images: list[bytes]) -> dict[str, A
     out: dict[str, Any] = {"model": predictor.info.to_dict()}
     for size in sorted({1, args.batch_size}):
         batch = np.stack([arrays[i % len(arrays)] for i in range(size)])
-        predictor.predict_batch(batch)  # warm-up
+        predictor.run_batch(batch)  # warm-up
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < args.seconds / 2:
-            predictor.predict_batch(batch)
+            predictor.run_batch(batch)
             n += size
         out[f"model_batch_{size}_images_per_s"] = n / (time.perf_counter() - t0)
     # Decode + preprocess + forward, batched, all in this process: the CPU-bound ceiling.
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < args.seconds / 2:
         chunk = [images[(n + i) % len(images)] for i in range(args.batch_size)]
-        predictor.predict_batch(np.stack([predictor.preprocess(b) for b in chunk]))
+        predictor.run_batch(np.stack([predictor.preprocess(b) for b in chunk]))
         n += len(chunk)
     out["pipeline_images_per_s"] = n / (time.perf_counter() - t0)
     return out

@@ -62,7 +62,7 @@ def run_set(
                 arrays.append(predictor.preprocess(im.path.read_bytes()))
             except (OSError, EmojiNetError) as exc:
                 raise SystemExit(f"{im.path}: {exc}") from exc
-        for row in predictor.predict_batch(np.stack(arrays)):
+        for row in predictor.run_batch(np.stack(arrays)).probs:
             top = predictor.top_k(row, K)
             ranked.append([s.emoji for s in top])
             scores.append([s.score for s in top])

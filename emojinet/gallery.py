@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from emojinet.backends import Outputs
 from emojinet.errors import EmojiNetError
 from emojinet.gallery_cards import EMOJI_FONT, card_name, write_cards
 from emojinet.preprocess import decode_image
@@ -59,7 +60,7 @@ class PredictorLike(Protocol):
 
     def preprocess(self, data: bytes) -> npt.NDArray[np.float32]: ...
 
-    def predict_batch(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+    def run_batch(self, batch: npt.NDArray[np.float32], *, features: bool = False) -> Outputs: ...
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ def score_images(
             arrays = list(pool.map(load, batch))
             ok = [(i, x) for i, x in zip(batch, arrays, strict=True) if x is not None]
             if ok:
-                probs = predictor.predict_batch(np.stack([x for _, x in ok]))
+                probs = predictor.run_batch(np.stack([x for _, x in ok])).probs
                 for (i, _), row in zip(ok, probs, strict=True):
                     scores[i] = row
             bar.update(len(batch))
