@@ -267,6 +267,7 @@ def test_bad_options_fail_fast(
         (["--input-size", "32", "--resize-size", "16"], "--resize-size (16) must be at least"),
         (["--val-split", "test", "--limit-val", "5"], "the data set has no 'test' examples"),
         (["--resume", "missing.pt"], "cannot resume: checkpoint missing.pt does not exist"),
+        (["--device", "tpu"], "unknown device 'tpu'; choose auto, cpu or cuda[:N]"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_not_a_traceback(

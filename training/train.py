@@ -171,8 +171,12 @@ def load_data(
     outputs computed once; a resumable :class:`EpochSampler` sharded over the ranks."""
     pre, seed, vocab = model.preprocess, args.seed, splits.vocab
     records = (splits.train, splits.val)
-    datasets: list[EmojiImageDataset | TensorItems]
-    datasets = [image_dataset(args.data, r, vocab, pre, seed=seed) for r in records]
+    augment = args.augment and not args.cache_features  # cached features are computed once
+    tf = train_preset(pre, scale=(args.crop_scale, 1.0), hflip=args.hflip) if augment else None
+    datasets: list[EmojiImageDataset | TensorItems] = [
+        image_dataset(args.data, splits.train, vocab, pre, transform=tf, seed=seed),
+        image_dataset(args.data, splits.val, vocab, pre, seed=seed),
+    ]
     workers = args.workers
     if args.cache_features:
         identity = [args.backbone, args.weights, args.freeze_stages, pre.to_dict()]
@@ -193,9 +197,6 @@ def load_data(
             )
             datasets[i] = TensorItems(feats, targets_matrix(records[i], vocab))
         workers = 0
-    elif args.augment:
-        tf = train_preset(pre, scale=(args.crop_scale, 1.0), hflip=args.hflip)
-        datasets[0] = image_dataset(args.data, splits.train, vocab, pre, transform=tf, seed=seed)
     sampler = EpochSampler(
         len(datasets[0]), seed=seed, rank=rt.dist.rank, world_size=rt.dist.world_size
     )

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from emojinet.backends import select_device
 from emojinet.checkpoint import load_checkpoint
 from emojinet.model import EmojiNet, EmojiNetConfig, build_model
 from emojinet.preprocess import PreprocessConfig
@@ -19,7 +20,7 @@ from emojinet.vocab import Vocabulary
 from training.distributed import DistInfo, init_distributed
 from training.errors import OptionsError, ResumeError
 from training.options import show_progress
-from training.utils import configure_torch, resolve_device
+from training.utils import configure_torch
 
 __all__ = ["Runtime", "build_classifier", "check_args", "resolve_preprocess"]
 
@@ -46,7 +47,7 @@ class Runtime:
     def from_args(cls, args: argparse.Namespace) -> Runtime:
         """Threads and determinism, the device, and the process group under torchrun."""
         configure_torch(deterministic=args.deterministic, threads=args.threads)
-        device = resolve_device(args.device)
+        device = select_device(args.device)
         dist_info = init_distributed(device)
         if device.type == "cuda" and dist_info.enabled:
             device = torch.device("cuda", dist_info.local_rank)

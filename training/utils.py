@@ -1,5 +1,5 @@
 """Process-level helpers both trainers share: the seeding rule, RNG state for checkpoints,
-device and thread set-up, the progress lines printed for the person running training, and
+thread set-up, the progress lines printed for the person running training, and
 running a trainer as a script (``python -m training.train``, under torchrun)."""
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ __all__ = [
     "configure_torch",
     "epoch_seed",
     "get_rng_state",
-    "resolve_device",
     "run_script",
     "say",
     "seed_everything",
@@ -66,13 +65,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; anything else as torch reads it."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
 
 
 def configure_torch(*, deterministic: bool = False, threads: int | None = None) -> None:
