@@ -27,11 +27,11 @@ from torch.utils.data import DataLoader
 
 from emojinet.preprocess import PreprocessConfig, train_preset
 from training.datasets import EmojiImageDataset, prescaled_index
+from training.posts import folder_posts
 from training.prepare import (
     FilterConfig,
     PrepareReport,
     filter_posts,
-    folder_posts,
     read_dataset,
     write_dataset,
 )

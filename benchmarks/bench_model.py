@@ -71,8 +71,8 @@ def main() -> None:
 
     rows = []
     for name, backend in backends.items():
-        one = time_calls(lambda b=backend: b.predict(single), args.repeats)
-        many = time_calls(lambda b=backend: b.predict(batch), max(3, args.repeats // 4))
+        one = time_calls(lambda b=backend: b.run(single).probs, args.repeats)
+        many = time_calls(lambda b=backend: b.run(batch).probs, max(3, args.repeats // 4))
         rows.append(
             {
                 "backend": name,

@@ -92,23 +92,6 @@ class InferenceBackend(Protocol):
         ...
 
 
-class _Convenience:
-    """Shortcuts over ``run`` for scripts and checks."""
-
-    def run(self, batch: Array, *, features: bool = False) -> Outputs:
-        raise NotImplementedError
-
-    def predict(self, batch: Array) -> Array:
-        """(N, 3, H, W) → (N, V) probabilities."""
-        return self.run(batch).probs
-
-    def predict_with_features(self, batch: Array) -> tuple[Array, Array]:
-        """(N, 3, H, W) → ((N, V) probabilities, (N, D) features), one pass."""
-        out = self.run(batch, features=True)
-        assert out.features is not None
-        return out.probs, out.features
-
-
 def select_device(spec: str = "auto") -> torch.device:
     """``auto`` → CUDA when available, else CPU. Asking for CUDA without a GPU is an error."""
     if spec == "auto":
@@ -120,7 +103,7 @@ def select_device(spec: str = "auto") -> torch.device:
     return torch.device(spec)
 
 
-class TorchBackend(_Convenience):
+class TorchBackend:
     """Eager PyTorch. On CUDA: channels_last memory format and fp16 autocast."""
 
     supports_features = True
@@ -202,7 +185,7 @@ def _cache_dir() -> Path:
 _export_lock = threading.Lock()
 
 
-class OnnxBackend(_Convenience):
+class OnnxBackend:
     """ONNX Runtime on the CPU (or CUDA when its provider is installed)."""
 
     def __init__(self, onnx_path: str | Path, *, threads: int | None = None) -> None:

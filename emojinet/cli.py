@@ -118,8 +118,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     export_onnx(model, out)
     size = model.preprocess.input_size
     x = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(0)).numpy()
-    ref = TorchBackend(model, "cpu").predict(x)
-    got = OnnxBackend(out).predict(x)
+    ref = TorchBackend(model, "cpu").run(x).probs
+    got = OnnxBackend(out).run(x).probs
     err = float(np.abs(ref - got).max())
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); max |onnx - torch| = {err:.2e}")
     if err > args.atol:

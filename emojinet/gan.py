@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -128,13 +127,3 @@ class EmojiGAN(nn.Module):
         counts = torch.zeros(draws.shape[0], len(self.vocab))
         counts.scatter_add_(1, draws, torch.ones_like(draws, dtype=torch.float32))
         return (counts / draws.shape[1]).numpy()
-
-
-def __getattr__(name: str) -> Any:
-    """``from emojinet.gan import load_gan, save_gan`` until their callers import
-    :mod:`emojinet.gan_io` (a thin re-export, resolved lazily: gan_io imports this module)."""
-    if name in ("load_gan", "save_gan"):
-        from emojinet import gan_io
-
-        return getattr(gan_io, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

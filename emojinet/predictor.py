@@ -181,19 +181,6 @@ class Predictor:
         probs[:, self.denied] = 0.0
         return Outputs(probs, out.features)
 
-    def predict_batch(self, batch: Array) -> Array:
-        """(N, 3, H, W) → (N, V) probabilities (:meth:`run_batch` without features)."""
-        return self.run_batch(batch).probs
-
-    def predict_with_features(self, batch: Array) -> tuple[Array, Array]:
-        """(N, 3, H, W) → ((N, V) probabilities, (N, D) features).
-
-        Kept for callers not yet on :meth:`run_batch` or :meth:`predict`.
-        """
-        out = self.run_batch(batch, features=True)
-        assert out.features is not None
-        return out.probs, out.features
-
     def top_k(self, probs: Array, k: int = 5, threshold: float | None = None) -> list[Suggestion]:
         """One row (V,) of :meth:`run_batch` → the ``k`` best emojis, dropping those under
         ``threshold``.

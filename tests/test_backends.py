@@ -24,14 +24,14 @@ def test_onnx_matches_torch_on_tiny_model(
     model = tiny_model_factory()
     path = export_onnx(model, tmp_path / "tiny.onnx")
     x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0)).numpy()
-    ref = TorchBackend(model, "cpu").predict(x)
+    ref = TorchBackend(model, "cpu").run(x).probs
     onnx = OnnxBackend(path)
-    got = onnx.predict(x)
+    got = onnx.run(x).probs
     assert got.shape == ref.shape == (3, 5)
     np.testing.assert_allclose(got, ref, atol=1e-5)
     # Dynamic batch: a batch of one and of five go through the same file.
-    assert onnx.predict(x[:1]).shape == (1, 5)
-    assert onnx.predict(np.concatenate([x, x[:2]])).shape == (5, 5)
+    assert onnx.run(x[:1]).probs.shape == (1, 5)
+    assert onnx.run(np.concatenate([x, x[:2]])).probs.shape == (5, 5)
 
 
 def test_onnx_matches_torch_on_default_model(
@@ -40,8 +40,8 @@ def test_onnx_matches_torch_on_default_model(
     onnx = OnnxBackend.from_model(default_model)
     predictor = Predictor(default_model, onnx)
     batch = np.stack([predictor.preprocess(photos[n]) for n in ("chelsea", "coffee", "rocket")])
-    ref = TorchBackend(default_model, "cpu").predict(batch)
-    np.testing.assert_allclose(onnx.predict(batch), ref, atol=1e-4)
+    ref = TorchBackend(default_model, "cpu").run(batch).probs
+    np.testing.assert_allclose(onnx.run(batch).probs, ref, atol=1e-4)
 
 
 def test_onnx_export_is_cached_by_model_digest(

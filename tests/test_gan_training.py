@@ -353,7 +353,8 @@ def test_gan_draws_respect_the_deny_list(
     assert DENIED not in r.json()["samples"]
     # Not vacuous: without the deny-list the same generator draws the denied emoji here.
     predictor = _predictor(tiny_release)
-    _, features = predictor.predict_with_features(predictor.preprocess(photo)[None])
+    features = predictor.run_batch(predictor.preprocess(photo)[None], features=True).features
+    assert features is not None
     model, meta = load_release(tiny_release)
     open_head = GanHead.load(gan_release, model_sha256=meta["sha256"], vocab=model.vocab)
     assert DENIED in open_head.distribution(features[0], n=1000, seed=0).samples
@@ -386,8 +387,10 @@ def test_onnx_export_carries_the_features(tiny_release: Path, tmp_path: Path) ->
     model, _ = load_release(tiny_release)
     onnx = OnnxBackend(export_onnx(model, tmp_path / "tiny.onnx"))
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)).numpy()
-    ref_p, ref_f = TorchBackend(model, "cpu").predict_with_features(x)
-    got_p, got_f = onnx.predict_with_features(x)
+    ref = TorchBackend(model, "cpu").run(x, features=True)
+    got = onnx.run(x, features=True)
+    ref_p, ref_f, got_p, got_f = ref.probs, ref.features, got.probs, got.features
+    assert ref_f is not None and got_f is not None
     assert got_f.shape == ref_f.shape == (2, model.backbone.num_features)
     np.testing.assert_allclose(got_p, ref_p, atol=1e-5)
     np.testing.assert_allclose(got_f, ref_f, atol=1e-4)

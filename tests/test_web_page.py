@@ -293,7 +293,8 @@ def test_head_choice_appears_only_when_a_gan_is_loaded(
 ) -> None:
     import torch
 
-    from emojinet.gan import EmojiGAN, GanConfig, save_gan
+    from emojinet.gan import EmojiGAN, GanConfig
+    from emojinet.gan_io import save_gan
     from emojinet.zeroshot import emoji_embeddings
 
     expect(desktop.locator("#head-field")).to_be_hidden()  # no GAN on the module's server

@@ -26,14 +26,8 @@ def _out(*parts: object, file: Any = None) -> None:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from emojinet.vocab import Vocabulary
-    from training.prepare import (
-        FilterConfig,
-        PrepareReport,
-        filter_posts,
-        folder_posts,
-        read_posts,
-        write_dataset,
-    )
+    from training.posts import folder_posts, read_posts
+    from training.prepare import FilterConfig, PrepareReport, filter_posts, write_dataset
 
     sources = [s for s in (args.manifest, args.folder, args.fashion_mnist) if s]
     if len(sources) != 1:

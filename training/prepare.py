@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from emojinet.vocab import Vocabulary, normalize_emoji
 from training.captions import extract_emojis, extract_hashtags
 from training.errors import ManifestError
-from training.posts import Post, folder_posts, read_posts  # the latter two: re-exported
+from training.posts import Post
 
 __all__ = [
     "DatasetRecord",
@@ -37,9 +37,7 @@ __all__ = [
     "PrepareReport",
     "assign_split",
     "filter_posts",
-    "folder_posts",
     "read_dataset",
-    "read_posts",
     "write_dataset",
 ]
 

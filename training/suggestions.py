@@ -49,7 +49,10 @@ class LabelledImage:
 def load_set(path: str | Path) -> list[LabelledImage]:
     """Read a labelled set; raises :class:`DataError` naming the entry that is malformed."""
     path = Path(path)
-    entries = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the labelled set ({exc})") from exc
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected a JSON list of {{file, accept}} objects")
     out: list[LabelledImage] = []
