@@ -394,7 +394,7 @@ def test_onnx_export_carries_the_features(tiny_release: Path, tmp_path: Path) ->
     assert got_f.shape == ref_f.shape == (2, model.backbone.num_features)
     np.testing.assert_allclose(got_p, ref_p, atol=1e-5)
     np.testing.assert_allclose(got_f, ref_f, atol=1e-4)
-    np.testing.assert_allclose(onnx.predict(x), ref_p, atol=1e-5)
+    np.testing.assert_allclose(onnx.run(x).probs, ref_p, atol=1e-5)
 
 
 def test_suggest_cli_with_a_gan(
