@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import numpy as np
 import psutil
-from bench_serve import free_port, photos, serve_cmd
+from bench_serve import free_port, launch_server, photos
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,20 +52,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str
     }
     if args.model:
         env["EMOJINET_MODEL"] = args.model
-    proc = subprocess.Popen(serve_cmd("127.0.0.1", port), env=env, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 300
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server did not become ready")
+    return launch_server(env, port)
 
 
 def multipart_request(

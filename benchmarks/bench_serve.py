@@ -107,6 +107,11 @@ def start_server(args: argparse.Namespace, batch_size: int) -> tuple[subprocess.
     }
     if args.model:
         env["EMOJINET_MODEL"] = args.model
+    return launch_server(env, port)
+
+
+def launch_server(env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``emojinet serve`` on loopback with ``env``; wait (5 min at most) until ready."""
     proc = subprocess.Popen(serve_cmd("127.0.0.1", port), env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     end = time.monotonic() + 300
