@@ -125,6 +125,7 @@ class DeviceGate:
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="device")
         self._queue = JobQueue(on_depth=lambda depth: self._notify("depth", depth))
         self._running = 0  # jobs in the batch on the device now
+        self._callers = 0  # submit() calls not yet returned (their answers may still be in flight)
         self._passes_in_flight = 0
         self._task: asyncio.Task[None] | None = None
         self._ewma_batch_s = 0.0
@@ -138,10 +139,11 @@ class DeviceGate:
             self._task = asyncio.get_running_loop().create_task(self._batcher(), name="batcher")
 
     async def drain(self, timeout: float) -> bool:
-        """Wait until no job waits or runs; False if ``timeout`` passed first."""
+        """Wait until no job waits or runs and every caller has its answer; False if
+        ``timeout`` passed first."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
-        while self._queue.waiting or self._running:
+        while self._queue.waiting or self._running or self._callers:
             if loop.time() >= end:
                 return False
             await asyncio.sleep(0.01)
@@ -242,9 +244,11 @@ class DeviceGate:
         end = now + self.queue_deadline_s if deadline is None else deadline
         jobs = [Job(x, now, end, loop.create_future(), features) for x in xs]
         self._queue.put(jobs)
+        self._callers += 1
         try:
             return [await self._result(job) for job in jobs]
         finally:
+            self._callers -= 1
             for job in jobs:  # on error or cancellation: the waiting ones never run
                 if job.state == "waiting":
                     self._queue.drop(job, "cancelled")

@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import json
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from crafted_images import OTHER, encode, psd, strip_png
 from PIL import Image
 
 from emojinet.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageFormatError
 from emojinet.preprocess import PreprocessConfig, decode_image, eval_preset, probe_image
 
 MiB = 1024 * 1024
-
-
-def encode(img: Image.Image, fmt: str = "PNG", **kw: object) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-@functools.cache
-def strip_png(width: int, height: int = 1) -> bytes:
-    """A tiny PNG declaring an absurd shape (84 bytes for 4000x1)."""
-    return encode(Image.new("L", (width, height)))
-
-
-def psd(width: int = 4, height: int = 3) -> bytes:
-    """A minimal real Photoshop file: header, empty sections, raw RGB pixels."""
-    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3)
-    return header + struct.pack(">IIIH", 0, 0, 0, 0) + bytes(3 * width * height)
 
 
 ABSURD = [
@@ -58,20 +39,6 @@ def test_panoramas_and_tall_phone_shots_still_pass() -> None:
     for size in ((12_000, 1_000), (1_000, 20_000), (1, 1), (20, 1)):
         header = probe_image(strip_png(*size))
         assert (header.format, header.width, header.height) == ("PNG", *size)
-
-
-def other_formats() -> dict[str, bytes]:
-    img = Image.new("RGB", (16, 16), (200, 10, 10))
-    out = {"PSD": psd()}
-    for fmt in ("JPEG2000", "TGA", "EPS", "PCX", "SGI", "QOI", "DDS", "IM", "PPM", "ICNS"):
-        out[fmt] = encode(img, fmt)
-    out["SPIDER"] = encode(img.convert("L"), "SPIDER")
-    for fmt in ("MSP", "XBM"):
-        out[fmt] = encode(img.convert("1"), fmt)
-    return out
-
-
-OTHER = other_formats()
 
 
 @pytest.mark.parametrize("fmt", sorted(OTHER))

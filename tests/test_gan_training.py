@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from conftest import EMOJIS, ThreadedServer
-from test_training_helpers import fashion_dataset
+from service_helpers import EMOJIS, ThreadedServer
+from training_data import fashion_dataset
 
 from emojinet.backends import OnnxBackend, TorchBackend, export_onnx
 from emojinet.checkpoint import export_release, load_release

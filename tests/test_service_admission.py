@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import FakePredictor, ThreadedServer, jpeg
 from PIL import Image
+from service_helpers import FakePredictor, ThreadedServer, jpeg
 
 from service.app import create_app
 from service.settings import Settings
@@ -227,7 +227,7 @@ def test_made_up_methods_do_not_grow_the_metrics() -> None:
 
 def test_absurd_shapes_and_other_formats_are_refused_over_http() -> None:
     """The issue's images: 413 and 415 with a detail, from the header, and nothing decoded."""
-    from test_decode_limits import OTHER, strip_png
+    from crafted_images import OTHER, strip_png
 
     fake = CountingPredictor()
     with ThreadedServer(create_app(settings(), predictor=fake)) as srv, httpx.Client() as c:

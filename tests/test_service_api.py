@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import EMOJIS, ServerProcess, jpeg
 from PIL import Image
+from service_helpers import EMOJIS, ServerProcess, jpeg
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from conftest import FakePredictor, ThreadedServer, aws_env, free_port, jpeg
+from service_helpers import FakePredictor, ThreadedServer, aws_env, free_port, jpeg
 
 from service.app import create_app
 from service.cloudwatch import CloudWatchPublisher

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, ServerProcess
 from pydantic import ValidationError
+from service_helpers import REPO, ServerProcess
 
 from service.settings import Settings
 

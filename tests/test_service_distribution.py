@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import EMOJIS, ThreadedServer
+from service_helpers import EMOJIS, ThreadedServer
 
 from emojinet.backends import TorchBackend
 from emojinet.checkpoint import load_release

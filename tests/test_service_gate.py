@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import FakePredictor, run
+from service_helpers import FakePredictor, run
 
 from emojinet.backends import Outputs
 from service.gate import DeadlineExceeded, DeviceGate, GateResult, Overloaded, TooManyInputs

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import FakePredictor, ThreadedServer, jpeg
+from service_helpers import FakePredictor, ThreadedServer, jpeg
 
 from emojinet.backends import Outputs
 from service.app import create_app

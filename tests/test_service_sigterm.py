@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from conftest import EMOJIS, ServerProcess, jpeg
+from service_helpers import EMOJIS, ServerProcess, jpeg
 
 from emojinet.checkpoint import export_release
 from emojinet.model import EmojiNetConfig, build_model

@@ -7,7 +7,7 @@ from typing import Any
 
 import emoji
 import pytest
-from test_training_helpers import RTWEET
+from training_data import RTWEET
 
 from training.captions import extract_emojis, extract_hashtags
 from training.posts import Post

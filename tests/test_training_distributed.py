@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_training_helpers import fashion_dataset
+from training_data import fashion_dataset
 
 from emojinet.checkpoint import load_checkpoint
 

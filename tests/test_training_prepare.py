@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_training_helpers import fashion_dataset, fashion_root
+from training_data import fashion_dataset, fashion_root
 
 from emojinet.cli import main as cli_main
 from emojinet.vocab import Vocabulary

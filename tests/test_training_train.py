@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_training_helpers import fashion_dataset
+from training_data import fashion_dataset
 
 from emojinet.checkpoint import load_checkpoint, load_release, save_checkpoint
 from emojinet.cli import main as cli_main

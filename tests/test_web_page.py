@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import EMOJIS, ThreadedServer
 from PIL import Image
 from playwright.sync_api import expect
+from service_helpers import EMOJIS, ThreadedServer
 
 from emojinet.backends import TorchBackend
 from emojinet.checkpoint import load_release
@@ -195,7 +195,7 @@ def test_too_large_photo_says_so(desktop: Any) -> None:
 
 
 def test_unsupported_format_and_absurd_shape_say_what_to_send(desktop: Any) -> None:
-    from test_decode_limits import psd, strip_png
+    from crafted_images import psd, strip_png
 
     upload(desktop, "layers.psd", psd(), "image/vnd.adobe.photoshop")
     desktop.wait_for_selector("#error:not([hidden])")

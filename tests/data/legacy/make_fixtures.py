@@ -26,7 +26,7 @@ REPO = HERE.parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import legacy_backbone  # noqa: E402
-from test_training_helpers import fashion_dataset  # noqa: E402
+from training_data import fashion_dataset  # noqa: E402
 
 from emojinet import checkpoint  # noqa: E402
 from emojinet.model import EmojiNetConfig, build_model  # noqa: E402
