@@ -15,20 +15,22 @@ path ever unpickles arbitrary objects: checkpoints load with ``weights_only=True
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from emojinet import __version__
+from emojinet.artifacts import (
+    atomic_write,
+    file_sha256,
+    read_release,
+    release_paths,
+    write_safetensors_release,
+)
 from emojinet.errors import CheckpointError, VocabularyError
 from emojinet.model import EmojiNet, EmojiNetConfig, build_model
 from emojinet.preprocess import PreprocessConfig
@@ -38,6 +40,7 @@ __all__ = [
     "BUILTIN_VOCAB",
     "ModelMeta",
     "atomic_write",
+    "backbone_digest",
     "export_release",
     "file_sha256",
     "load",
@@ -46,7 +49,9 @@ __all__ = [
     "model_digest",
     "read_release",
     "release_paths",
+    "resolve_release",
     "save_checkpoint",
+    "shipped_models",
     "write_safetensors_release",
 ]
 
@@ -55,6 +60,8 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 #: The built-in zero-shot model suggests from every current emoji (a trained classifier keeps
 #: the vocabulary it was trained on).
 BUILTIN_VOCAB = "all"
+#: Release artifacts shipped with the package, selectable by name (``--model emoji500``).
+SHIPPED_MODELS = "data/models"
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,8 @@ def load(
     map_location: str | torch.device = "cpu",
 ) -> tuple[EmojiNet, ModelMeta]:
     """A training checkpoint (``.pt``/``.pth``/``.ckpt``), a release artifact (``NAME``,
-    ``NAME.json`` or ``NAME.safetensors``) or, with no path, the built-in zero-shot model.
+    ``NAME.json`` or ``NAME.safetensors``), a shipped model's name (``emoji500``) or, with no
+    path, the built-in zero-shot model.
 
     ``vocab`` picks the built-in model's vocabulary (``"all"``, its default: every current
     emoji; ``"default"``: the 500 most used; or a file); a saved model keeps its own.
@@ -99,6 +107,7 @@ def load(
         model, ckpt = load_checkpoint(p, map_location=map_location)
         meta = ModelMeta(model_digest(model), "checkpoint", p, dict(ckpt.get("metrics", {})), ckpt)
         return model, meta
+    p = resolve_release(p)
     model, info = load_release(p)
     return model, ModelMeta(str(info["sha256"]), "release", p, dict(info["metrics"]), info)
 
@@ -112,35 +121,6 @@ def model_digest(model: EmojiNet) -> str:
         h.update(key.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` then rename onto ``path``: a crash leaves the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        # mkstemp makes the file owner-only; give it the permissions a plain open() would, so a
-        # service running as another user (a container) can read what training wrote.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _rebuild(
@@ -261,18 +241,21 @@ def load_checkpoint(
 # -- release artifacts ------------------------------------------------------------------------
 
 
-def release_paths(path: str | Path) -> tuple[Path, Path]:
-    """``model``, ``model.json`` or ``model.safetensors`` → (weights path, metadata path)."""
-    path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
-    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-
-
 def export_release(
-    model: EmojiNet, path: str | Path, *, metrics: dict[str, float] | None = None
+    model: EmojiNet,
+    path: str | Path,
+    *,
+    metrics: dict[str, float] | None = None,
+    with_backbone: bool = True,
 ) -> dict[str, Any]:
-    """Write ``NAME.safetensors`` + ``NAME.json``; returns the metadata."""
-    meta = {
+    """Write ``NAME.safetensors`` + ``NAME.json``; returns the metadata.
+
+    ``with_backbone=False`` (a model trained on a frozen pretrained backbone) stores only the
+    head and names the backbone it needs (``base``: its weights and their sha256); loading
+    rebuilds that backbone from its pretrained weights and refuses any other.
+    """
+    state = model.state_dict()
+    meta: dict[str, Any] = {
         "format": FORMAT,
         "name": model.cfg.name,
         "version": __version__,
@@ -281,72 +264,74 @@ def export_release(
         "vocab": model.vocab.to_dict(),
         "metrics": dict(metrics or {}),
     }
-    return write_safetensors_release(path, model.state_dict(), meta)
+    if not with_backbone:
+        if model.cfg.weights == "none":
+            raise CheckpointError("a head-only release needs a pretrained backbone, not 'none'")
+        meta["base"] = {"weights": model.cfg.weights, "sha256": backbone_digest(model)}
+        state = {k: v for k, v in state.items() if not k.startswith("backbone.")}
+    return write_safetensors_release(path, state, meta)
 
 
-def write_safetensors_release(
-    path: str | Path, state: dict[str, torch.Tensor], meta: dict[str, Any]
-) -> dict[str, Any]:
-    """Write ``state`` to ``NAME.safetensors`` and ``meta`` + its sha256 to ``NAME.json``.
-
-    Both writes are atomic; the JSON is written last, so a reader that finds it finds the
-    weights it describes. Returns the metadata as written.
-    """
-    weights_path, meta_path = release_paths(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    atomic_write(weights_path, lambda tmp: save_file(tensors, str(tmp)))
-    meta = {**meta, "weights": weights_path.name, "sha256": file_sha256(weights_path)}
-    text = json.dumps(meta, ensure_ascii=False, indent=1) + "\n"
-
-    def write_meta(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-
-    atomic_write(meta_path, write_meta)
-    return meta
-
-
-def read_release(
-    path: str | Path, *, fmt: str = FORMAT, verify: bool = True
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The state dict and metadata of a ``NAME.safetensors`` + ``NAME.json`` artifact.
-
-    Checks that both files exist, that the metadata is JSON of format ``fmt`` and, with
-    ``verify``, that the weights' sha256 matches it. Every artifact kind (classifier, EmojiGAN)
-    reads its files here; rebuilding the module from them is the caller's.
-    """
-    weights_path, meta_path = release_paths(path)
-    for p in (meta_path, weights_path):
-        if not p.is_file():
-            raise CheckpointError(
-                f"release artifact incomplete: {p} does not exist "
-                "(a release is NAME.safetensors + NAME.json side by side)"
-            )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{meta_path} is not valid JSON metadata: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != fmt:
-        raise CheckpointError(f"{meta_path} is not EmojiNet release metadata (format {fmt})")
-    if verify:
-        digest = file_sha256(weights_path)
-        if digest != meta.get("sha256"):
-            raise CheckpointError(
-                f"{weights_path} sha256 {digest[:12]}… does not match the metadata's "
-                f"{str(meta.get('sha256'))[:12]}…: the file is corrupt or from another release"
-            )
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights_path} is not a readable safetensors file: {exc}") from exc
-    return state, meta
+def backbone_digest(model: EmojiNet) -> str:
+    """sha256 of the backbone's weights (what a head-only release was trained on)."""
+    h = hashlib.sha256()
+    for key, tensor in sorted(model.backbone.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def load_release(path: str | Path, *, verify: bool = True) -> tuple[EmojiNet, dict[str, Any]]:
-    """Load a classifier release artifact, checking the weights' sha256 against the metadata."""
-    state, meta = read_release(path, verify=verify)
+    """Load a classifier release artifact, checking the weights' sha256 against the metadata.
+
+    ``path`` may also name a model shipped with the package (:func:`shipped_models`).
+    """
+    path = resolve_release(path)
+    state, meta = read_release(path, fmt=FORMAT, verify=verify)
     weights_path, meta_path = release_paths(path)
     cfg = _config_from(meta.get("config"), meta_path)
     vocab = _vocab_from(meta.get("vocab"), meta_path)
     _check_head_size(state, vocab, weights_path)
+    base = meta.get("base")
+    if isinstance(base, dict):
+        return _rebuild_on_base(cfg, vocab, state, weights_path, base), meta
     model = _rebuild(cfg, vocab, state, weights_path, meta.get("preprocess"))
     return model, meta
+
+
+def _rebuild_on_base(
+    cfg: EmojiNetConfig,
+    vocab: Vocabulary,
+    state: dict[str, torch.Tensor],
+    source: Path,
+    base: dict[str, Any],
+) -> EmojiNet:
+    """A head-only release on the pretrained backbone it names (checked by sha256)."""
+    model = build_model(cfg, vocab, pretrained=True)
+    if backbone_digest(model) != base.get("sha256"):
+        raise CheckpointError(
+            f"{source} was trained on other {cfg.backbone} weights ({cfg.weights!r}) than the "
+            "ones installed here: reinstall the package that provides them, or retrain"
+        )
+    full = {f"backbone.{k}": v for k, v in model.backbone.state_dict().items()}
+    _load_state(model, {**full, **state}, source)
+    return model
+
+
+def shipped_models() -> list[str]:
+    """Names of the release artifacts shipped inside the package (``--model NAME``)."""
+    folder = resources.files("emojinet").joinpath(SHIPPED_MODELS)
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
+    )
+
+
+def resolve_release(path: str | Path) -> Path:
+    """``path`` itself, or the shipped model of that name when no such file exists."""
+    p = Path(path)
+    weights, meta = release_paths(p)
+    if weights.exists() or meta.exists() or p.parent != Path(".") or p.name not in shipped_models():
+        return p
+    return Path(str(resources.files("emojinet").joinpath(SHIPPED_MODELS, p.name)))

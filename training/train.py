@@ -32,6 +32,7 @@ from training.datasets import (
     select_split,
     targets_matrix,
 )
+from training.distill import mix_targets, teacher_probs
 from training.distributed import barrier, cleanup
 from training.engine import evaluate, train_one_epoch
 from training.errors import TrainingError
@@ -98,6 +99,18 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         "--cache-features",
         action="store_true",
         help="run the frozen stages once and cache their outputs (no augmentation)",
+    )
+    p.add_argument(
+        "--distill-weight",
+        type=float,
+        default=0.0,
+        help="mix the zero-shot teacher's soft labels into the targets (needs --cache-features)",
+    )
+    p.add_argument(
+        "--view",
+        choices=["center", "full"],
+        default="center",
+        help="center: resize and crop the middle; full: the whole picture squeezed to a square",
     )
     p.add_argument("--loss-weights", default="none", choices=WEIGHT_SCHEMES)
     p.add_argument("--dropout", type=float, default=0.2)
@@ -195,7 +208,11 @@ def load_data(
                 progress=rt.progress,
                 dist_info=rt.dist,
             )
-            datasets[i] = TensorItems(feats, targets_matrix(records[i], vocab))
+            targets = targets_matrix(records[i], vocab)
+            if args.distill_weight > 0:
+                teacher = teacher_probs(model, feats, args.freeze_stages, device=rt.device)
+                targets = mix_targets(targets, teacher, args.distill_weight)
+            datasets[i] = TensorItems(feats, targets)
         workers = 0
     sampler = EpochSampler(
         len(datasets[0]), seed=seed, rank=rt.dist.rank, world_size=rt.dist.world_size
@@ -259,10 +276,11 @@ def log_scalars(writer: Any, row: dict[str, Any], step: int) -> None:
             writer.add_scalar(k, v, step)
 
 
-def export_best(best: Path, dest: str) -> None:
-    """``--export``: ``best.pt`` as a release artifact with its validation metrics."""
+def export_best(best: Path, dest: str, *, head_only: bool = False) -> None:
+    """``--export``: ``best.pt`` as a release artifact with its validation metrics; with
+    ``head_only`` (the whole backbone was frozen) without the pretrained backbone's weights."""
     model, ckpt = load_checkpoint(best)
-    export_release(model, dest, metrics=ckpt["metrics"])
+    export_release(model, dest, metrics=ckpt["metrics"], with_backbone=not head_only)
 
 
 def epoch_message(row: dict[str, Any]) -> str:
@@ -360,7 +378,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         log_scalars(writer, row, state.epoch)
         barrier(rt.dist)
     metrics = run.finish(metrics)
-    run.export(export_best, args.export)
+    head_only = args.freeze_stages >= len(model.backbone.stages())
+    run.export(partial(export_best, head_only=head_only), args.export)
     if writer is not None:
         writer.close()
     cleanup(rt.dist)

@@ -31,6 +31,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise OptionsError(
             "--cache-features needs --freeze-stages >= 1 (the frozen stages are cached)"
         )
+    if args.distill_weight > 0 and not args.cache_features:
+        raise OptionsError(
+            "--distill-weight needs --cache-features: the teacher runs once over the cached "
+            "outputs of the frozen stages"
+        )
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,9 @@ def resolve_preprocess(args: argparse.Namespace, default: PreprocessConfig) -> P
     )
     if resize < size:
         raise OptionsError(f"--resize-size ({resize}) must be at least --input-size ({size})")
-    return replace(default, input_size=size, resize_size=resize)
+    return replace(
+        default, input_size=size, resize_size=resize, crop=getattr(args, "view", "center")
+    )
 
 
 def build_classifier(
