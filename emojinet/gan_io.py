@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,15 @@ def save_gan(
     """Write the generator as a release artifact (``NAME.safetensors`` + ``NAME.json``).
 
     ``backbone_sha256`` names the classifier release whose features the GAN was trained on:
-    features from another backbone mean nothing to it, so the service checks this.
+    features from another backbone mean nothing to it, so the service checks this. Metrics
+    that do not exist (NaN) are left out: the metadata is strict JSON.
     """
     meta = {
         "format": FORMAT,
         "config": gan.cfg.to_dict(),
         "vocab": gan.vocab.to_dict(),
         "backbone_sha256": backbone_sha256,
-        "metrics": dict(metrics or {}),
+        "metrics": {k: v for k, v in (metrics or {}).items() if math.isfinite(v)},
     }
     return write_safetensors_release(path, gan.state_dict(), meta)
 

@@ -21,11 +21,14 @@ nor the text model.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, ClassVar
 
+import emoji as emoji_lib
 import numpy as np
 import torch
 from torch import nn
@@ -110,17 +113,48 @@ def shipped_crop() -> str:
     return str(_concept_map().params.get("view", "center"))
 
 
+_TONE_NAME = re.compile(r"(_(light|medium-light|medium|medium-dark|dark)_skin_tone)+$")
+
+
+def _names(emojis: Iterable[str]) -> dict[str, str]:
+    """CLDR name (``"thumbs_up"``) → emoji, for the emojis of a shipped table."""
+    data = emoji_lib.EMOJI_DATA
+    return {str(data[e]["en"]).strip(":"): e for e in emojis if e in data}
+
+
+def _base_emoji(e: str, index: dict[str, int], names: dict[str, str]) -> str | None:
+    """The emoji of a table that stands for ``e``: itself, else its toneless base, else None.
+
+    ``👍🏽`` → ``👍``, ``🧑🏽‍🚀`` → ``🧑‍🚀``. Two people with two tones have no toneless ZWJ form:
+    their base is found by CLDR name (``🫱🏿‍🫲🏻`` handshake: dark skin tone, light skin tone →
+    ``🤝`` handshake; ``🧑🏿‍❤️‍🧑🏻`` couple with heart: person, person, … → ``💑``).
+    """
+    if e in index:
+        return e
+    folded = normalize_emoji(e, fold_skin_tone=True)
+    if folded in index:
+        return folded
+    data = emoji_lib.EMOJI_DATA.get(e)
+    if data is None:
+        return None
+    name = _TONE_NAME.sub("", str(data["en"]).strip(":"))
+    return names.get(name) or names.get(name.removesuffix("_person_person"))
+
+
 def _columns(vocab: Vocabulary, index: dict[str, int], what: str) -> list[int]:
-    """Positions of ``vocab``'s emojis in a shipped table; skin tones use their base emoji."""
+    """Positions of ``vocab``'s emojis in a shipped table; skin tones use their base emoji.
+
+    Raises:
+        VocabularyError: naming every emoji that has no row (nor a base with one).
+    """
+    names = _names(index)
     cols, missing = [], []
     for e in vocab:
-        j = index.get(e)
-        if j is None:
-            j = index.get(normalize_emoji(e, fold_skin_tone=True) or e)
-        if j is None:
+        base = _base_emoji(e, index, names)
+        if base is None:
             missing.append(e)
         else:
-            cols.append(j)
+            cols.append(index[base])
     if missing:
         shown = " ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
         raise VocabularyError(f"{len(missing)} emoji(s) have no {what}: {shown}")
@@ -163,7 +197,11 @@ def _text_embeddings() -> tuple[torch.Tensor, dict[str, int]]:
 def emoji_embeddings(vocab: Vocabulary) -> torch.Tensor:
     """(V, 384) unit sentence embeddings of each emoji's names and keywords (the EmojiGAN's).
 
-    Every current emoji has one, ZWJ sequences included; a skin-toned emoji uses its base's.
+    Every current emoji has one, ZWJ sequences included; a skin-toned emoji uses its base's
+    (two people of two tones: the pair's, ``🫱🏿‍🫲🏻`` → ``🤝``).
+
+    Raises:
+        VocabularyError: naming the emojis that have none (an emoji newer than the table).
     """
     vecs, index = _text_embeddings()
     return vecs[_columns(vocab, index, "text embedding")]

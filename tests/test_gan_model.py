@@ -1,5 +1,9 @@
+"""The served EmojiGAN: sampling, decoding, its release files, the emoji space it draws in."""
+
+import json
 from pathlib import Path
 
+import emoji as emoji_lib
 import pytest
 import torch
 from torch import nn
@@ -8,6 +12,7 @@ from emojinet.errors import CheckpointError
 from emojinet.gan import EmojiGAN, GanConfig
 from emojinet.gan_io import load_gan, save_gan
 from emojinet.vocab import Vocabulary
+from emojinet.zeroshot import emoji_embeddings
 from training.gan_losses import Critic, gradient_penalty
 
 CFG = GanConfig(feature_dim=16, embed_dim=8, noise_dim=4, cond_dim=8, hidden=32)
@@ -82,3 +87,36 @@ def test_save_load_round_trip_and_errors(tmp_path: Path) -> None:
 def test_embedding_shape_is_checked() -> None:
     with pytest.raises(ValueError, match=r"emoji_embeddings must be \(2, 8\)"):
         EmojiGAN(CFG, Vocabulary.from_emojis(["🐱", "☕"]), torch.randn(3, 8))
+
+
+def _reject(token: str) -> None:
+    raise ValueError(f"not strict JSON: {token}")
+
+
+def test_a_metric_that_does_not_exist_is_left_out_of_the_release(tmp_path: Path) -> None:
+    gan = make_gan(Vocabulary.from_emojis(["🐱", "☕"]))
+    metrics = {"js": 0.1, "generator_loss": float("nan"), "w": float("inf")}
+    save_gan(gan, tmp_path / "gan", backbone_sha256="abc", metrics=metrics)
+    meta = json.loads((tmp_path / "gan.json").read_text(), parse_constant=_reject)
+    assert meta["metrics"] == {"js": 0.1}
+
+
+def test_every_emoji_a_classifier_can_learn_has_an_embedding() -> None:
+    """ZWJ sequences have their own vector; a toned emoji takes its base's, two people with two
+    tones their pair emoji's (no toneless ZWJ form exists for those)."""
+    fully_qualified = emoji_lib.STATUS["fully_qualified"]
+    every = tuple(e for e, d in emoji_lib.EMOJI_DATA.items() if d["status"] == fully_qualified)
+    assert len(every) > 3900
+    assert emoji_embeddings(Vocabulary(every)).shape == (len(every), 384)
+    pairs = {
+        "👍🏽": "👍",
+        "🧑🏽\u200d🚀": "🧑\u200d🚀",
+        "🫱🏿\u200d🫲🏻": "🤝",
+        "🧑🏿\u200d❤️\u200d🧑🏻": "💑",
+        "👩🏽\u200d🤝\u200d👨🏼": "👫",
+    }
+    toned = emoji_embeddings(Vocabulary(tuple(pairs)))
+    base = emoji_embeddings(Vocabulary(tuple(pairs.values())))
+    assert torch.equal(toned, base)
+    astronaut, person, rocket = emoji_embeddings(Vocabulary(("🧑\u200d🚀", "🧑", "🚀")))
+    assert not torch.equal(astronaut, person) and not torch.equal(astronaut, rocket)

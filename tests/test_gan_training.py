@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterator
@@ -12,9 +13,11 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from service_helpers import EMOJIS, ThreadedServer
 from training_data import fashion_dataset
 
+from emojinet import zeroshot
 from emojinet.backends import OnnxBackend, TorchBackend, export_onnx
 from emojinet.checkpoint import export_release, load_release
 from emojinet.cli import main as cli_main
@@ -25,6 +28,7 @@ from emojinet.model import EmojiNetConfig, build_model
 from emojinet.predictor import Predictor
 from emojinet.preprocess import PreprocessConfig
 from emojinet.vocab import Vocabulary
+from emojinet.zeroshot import emoji_embeddings
 from service.app import create_app
 from service.settings import Settings
 from training.distribution_metrics import (
@@ -39,6 +43,7 @@ from training.features import FeatureSet
 from training.gan import emoji_sample_weights, train_gan, train_one_epoch
 from training.gan_checkpoint import GanHParams, GanNets, GanState, export_gan
 from training.gan_losses import Critic, gradient_penalty
+from training.run_dir import write_json
 from training.weights import exp_smoothed_weights
 
 VOCAB3 = Vocabulary.from_emojis(["🐱", "☕", "🚀"], counts=[3, 2, 1])
@@ -63,7 +68,10 @@ def embeddings(dim: int = 8) -> torch.Tensor:
 
 def read_summary(path: Path) -> list[dict[str, float]]:
     with path.open(newline="", encoding="utf-8") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        # An empty cell is a metric that does not exist (no generator step in that epoch).
+        return [
+            {k: float(v) if v else math.nan for k, v in row.items()} for row in csv.DictReader(f)
+        ]
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -147,7 +155,8 @@ def test_sample_weights_scale_the_wasserstein_term() -> None:
         nets = GanNets(gan, critic, opt_g, opt_c)
         stats = train_one_epoch(nets, data, torch.full((3,), scale), hp, GanState())
         out.append(stats)
-    assert out[1]["wasserstein"] == pytest.approx(2 * out[0]["wasserstein"], rel=1e-5)
+    w0, w1 = out[0]["wasserstein"], out[1]["wasserstein"]
+    assert w0 is not None and w1 == pytest.approx(2 * w0, rel=1e-5)
     assert out[1]["gradient_penalty"] == pytest.approx(out[0]["gradient_penalty"], rel=1e-5)
 
 
@@ -288,6 +297,95 @@ def test_train_gan_and_evaluate_distribution_commands(tmp_path: Path) -> None:
     assert 0.0 <= m["classifier"]["top1"] <= 1.0
     for name in ("fig2_tsne.png", "fig3_frequencies.png", "fig4_top10.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _reject(token: str) -> None:
+    raise ValueError(f"not strict JSON: {token}")
+
+
+def test_an_epoch_without_a_generator_step_writes_strict_json(tmp_path: Path) -> None:
+    """2 batches, a generator step every 5 critic steps: the generator loss does not exist."""
+    hp = GanHParams(epochs=1, batch_size=32, sample_weights="none")
+    train_gan(
+        clusters(64, 0), None, VOCAB3, embeddings(), CFG, hp, tmp_path,
+        backbone_sha256="a" * 64, quiet=True,
+    )  # fmt: skip
+    metrics = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=_reject)
+    assert metrics["step"] == 2 and math.isfinite(metrics["critic_loss"])
+    assert metrics["generator_loss"] is None and metrics["val_mode_hit_rate"] is None
+    with (tmp_path / "summary.csv").open(newline="", encoding="utf-8") as f:
+        (row,) = csv.DictReader(f)
+    assert row["generator_loss"] == "" and float(row["critic_loss"]) == pytest.approx(
+        metrics["critic_loss"], rel=1e-5
+    )
+
+
+def test_write_json_turns_missing_metrics_into_null(tmp_path: Path) -> None:
+    write_json(tmp_path / "m.json", {"a": float("nan"), "b": [1.5, float("-inf")], "c": {"d": 2}})
+    got = json.loads((tmp_path / "m.json").read_text(), parse_constant=_reject)
+    assert got == {"a": None, "b": [1.5, None], "c": {"d": 2}}
+
+
+# -- ZWJ sequences and skin tones: every emoji `prepare` keeps gets an embedding ----------------
+
+TONED = {"chelsea": "🐱", "coffee": "👍🏽", "rocket": "🧑\u200d🚀", "astronaut": "🫱🏿\u200d🫲🏻"}
+
+
+def _toned_release(tmp: Path, photos: dict[str, bytes]) -> tuple[Path, Path]:
+    """A data set prepared by `emojinet prepare` (skin tones kept) and a classifier for it."""
+    lines = []
+    for i in range(24):
+        name = list(TONED)[i % len(TONED)]
+        img = Image.open(io.BytesIO(photos[name])).convert("RGB").resize((48, 48))
+        img.save(tmp / f"{name}-{i}.jpg")
+        lines.append(
+            json.dumps({"id": f"p{i}", "image": f"{name}-{i}.jpg", "caption": TONED[name]})
+        )
+    (tmp / "posts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = tmp / "data"
+    assert cli_main([
+        "prepare", "--manifest", str(tmp / "posts.jsonl"), "--out", str(data), "--min-count", "1",
+        "--no-fold-skin-tone", "--val-fraction", "0.25", "--test-fraction", "0",
+    ]) == 0  # fmt: skip
+    vocab = Vocabulary.from_file(data / "vocab.json")
+    assert set(vocab.emojis) == set(TONED.values())
+    torch.manual_seed(0)
+    pre = PreprocessConfig(input_size=32, resize_size=32)
+    cfg = EmojiNetConfig(backbone="resnet18", head="linear", weights="none", preprocess=pre)
+    export_release(build_model(cfg, vocab).eval(), tmp / "clf")
+    return data, tmp / "clf.json"
+
+
+def _train_gan_args(release: Path, data: Path, run: Path) -> list[str]:
+    return [
+        "train-gan", "--model", str(release), "--data", str(data), "--output-dir", str(run),
+        "--epochs", "1", "--batch-size", "8", "--hidden", "16", "--cond-dim", "8",
+        "--noise-dim", "4", "--workers", "0",
+    ]  # fmt: skip
+
+
+def test_train_gan_on_zwj_and_skin_toned_emojis(
+    tmp_path: Path, photos: dict[str, bytes], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    data, release = _toned_release(tmp_path, photos)
+    args = _train_gan_args(release, data, tmp_path / "run")
+    assert cli_main([*args, "--export", str(tmp_path / "gan")]) == 0
+    gan, _ = load_gan(tmp_path / "gan")
+    vocab = Vocabulary.from_file(data / "vocab.json")
+    assert gan.vocab.emojis == vocab.emojis
+    bases = Vocabulary(tuple({"👍🏽": "👍", "🫱🏿\u200d🫲🏻": "🤝"}.get(e, e) for e in vocab))
+    unit = torch.nn.functional.normalize(emoji_embeddings(bases), dim=1)
+    assert torch.allclose(gan.emoji_embeddings, unit, atol=1e-6)
+    # An emoji without an embedding stops the run before the features are extracted.
+    vecs, index = zeroshot._text_embeddings()
+    without = {e: i for e, i in index.items() if e != "🧑\u200d🚀"}  # a copy: the table is cached
+    monkeypatch.setattr(zeroshot, "_text_embeddings", lambda: (vecs, without))
+    capsys.readouterr()
+    assert cli_main(_train_gan_args(release, data, tmp_path / "run2")) == 2
+    err = capsys.readouterr().err
+    assert "cannot train the EmojiGAN on" in err and "no text embedding: 🧑\u200d🚀" in err
+    assert "Traceback" not in err and not list((tmp_path / "run2").rglob("features-*"))
 
 
 # -- serving: features through the gate, head=gan, the backbone check, the deny-list ------------

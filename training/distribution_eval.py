@@ -12,7 +12,6 @@ compare them with the true labels over the set (JS divergence, total variation) 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from training.distribution_metrics import (
 from training.evaluate import held_out
 from training.features import backbone_features
 from training.prepare import DatasetRecord
+from training.run_dir import write_json
 
 __all__ = ["evaluate_distribution", "write_distribution_plots"]
 
@@ -121,9 +121,7 @@ def evaluate_distribution(
     metrics["sampled_frequencies"] = {
         k: dict(zip(emojis, v.round(6).tolist(), strict=True)) for k, v in sampled.items()
     }
-    (out / "distribution.json").write_text(
-        json.dumps(metrics, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-    )
+    write_json(out / "distribution.json", metrics)
     if plots:
         write_distribution_plots(
             out, emojis, truth, sampled, draws, probs, feats.numpy(), targets, chosen, data, seed

@@ -4,8 +4,8 @@ a model may be evaluated on (:func:`held_out`)."""
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from training.datasets import check_vocabulary, image_dataset, select_split
 from training.engine import evaluate
 from training.metrics import precision_recall_curve, scalars
 from training.prepare import DatasetRecord, read_dataset
+from training.run_dir import write_json
 
 __all__ = ["evaluate_model", "held_out", "write_plots"]
 
@@ -112,11 +113,11 @@ def evaluate_model(
     metrics = {"split": split, "model": str(model_path), **metrics}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(
-        json.dumps(metrics, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-    )
+    write_json(out / "metrics.json", metrics)
     if plots:
         write_plots(out, metrics, probs, targets)
     if export:
-        export_release(model, export, metrics=scalars(metrics, prefix=f"{split}_"))
+        numbers = scalars(metrics, prefix=f"{split}_")
+        finite = {k: v for k, v in numbers.items() if math.isfinite(v)}  # NaN: no positives
+        export_release(model, export, metrics=finite)
     return metrics

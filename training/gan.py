@@ -29,10 +29,12 @@ import torch
 from tqdm import tqdm
 
 from emojinet.checkpoint import load
+from emojinet.errors import VocabularyError
 from emojinet.gan import EmojiGAN, GanConfig
 from emojinet.vocab import Vocabulary
 from training.datasets import check_vocabulary, select_split
 from training.distribution_metrics import distribution_metrics
+from training.errors import DataError
 from training.features import FeatureSet, backbone_features
 from training.gan_checkpoint import (
     GanHParams,
@@ -109,7 +111,7 @@ def train_one_epoch(
     state: GanState,
     *,
     progress: bool = False,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """One pass of the critic over the data, a generator step every ``n_critic`` critic steps.
 
     Critic loss: −Σ w·(D(real) − D(fake)) / B + λ·GP; generator loss: −Σ w·D(G(z, f)) / B,
@@ -120,6 +122,8 @@ def train_one_epoch(
     Returns:
         Means over the epoch's steps: ``critic_loss``, ``generator_loss``,
         ``gradient_penalty`` and ``wasserstein`` (the critic's estimate, weighted like the loss).
+        ``generator_loss`` is None when the epoch had no generator step (fewer than
+        ``n_critic`` batches, counting from the run's last generator step).
     """
     gan, critic, opt_g, opt_c = nets.gan, nets.critic, nets.opt_g, nets.opt_c
     g = gan.generator
@@ -167,8 +171,8 @@ def train_one_epoch(
                 g=f"{g_sum / max(g_steps, 1):.3f}",
             )
     n = max(len(batches), 1)
-    out = {k: v / n for k, v in sums.items()}
-    out["generator_loss"] = g_sum / g_steps if g_steps else float("nan")
+    out: dict[str, float | None] = {k: v / n for k, v in sums.items()}
+    out["generator_loss"] = g_sum / g_steps if g_steps else None
     return out
 
 
@@ -199,11 +203,17 @@ def make_nets(
 
 
 def epoch_message(row: dict[str, Any]) -> str:
+    """The progress line of one epoch; a metric that does not exist (None) shows as ``-``."""
+
+    def num(key: str, digits: int = 4) -> str:
+        v = row.get(key)
+        return "-" if v is None else f"{v:.{digits}f}"
+
     return (
-        f"epoch {row['epoch']}: critic {row['critic_loss']:.4f}  "
-        f"generator {row['generator_loss']:.4f}  GP {row['gradient_penalty']:.4f}  "
-        f"W {row['wasserstein']:.4f}  val mode hit {row['val_mode_hit_rate']:.4f}  "
-        f"distinct {row['val_distinct_mean']:.2f}  ({row['epoch_s']:.0f} s)"
+        f"epoch {row['epoch']}: critic {num('critic_loss')}  "
+        f"generator {num('generator_loss')}  GP {num('gradient_penalty')}  "
+        f"W {num('wasserstein')}  val mode hit {num('val_mode_hit_rate')}  "
+        f"distinct {num('val_distinct_mean', 2)}  ({row['epoch_s']:.0f} s)"
     )
 
 
@@ -258,7 +268,7 @@ def train_gan(
             "epoch": state.epoch,
             "step": state.step,
             **stats,
-            **{f"val_{k}": val_m.get(k, float("nan")) for k in VAL_METRICS},
+            **{f"val_{k}": val_m.get(k) for k in VAL_METRICS},  # None: no validation
             "epoch_s": epoch_s,
         }
         state.epoch += 1
@@ -271,10 +281,26 @@ def train_gan(
     return run.finish(row)
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
-    """Cache features, train, export; returns the last epoch's summary row."""
+def embed_vocabulary(vocab: Vocabulary, data: str | Path) -> torch.Tensor:
+    """(V, 384) embeddings of the data set's emojis, the space the generator draws in.
+
+    Raises:
+        DataError: naming the emojis that have no embedding (nor a base emoji with one).
+    """
     from emojinet.zeroshot import emoji_embeddings
 
+    try:
+        return emoji_embeddings(vocab)
+    except VocabularyError as exc:
+        raise DataError(
+            f"cannot train the EmojiGAN on {data}: {exc} (the shipped embeddings cover the "
+            "emoji package's emojis they were built from; rebuild them with "
+            "scripts/build_text_embeddings.py, or leave those emojis out of the vocabulary)"
+        ) from exc
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Cache features, train, export; returns the last epoch's summary row."""
     configure_torch(threads=args.threads)
     progress = show_progress(args)
     run = RunDir(args.output_dir, SUMMARY_FIELDS)
@@ -282,6 +308,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     model.eval()
     records, vocab = read_dataset(args.data)
     check_vocabulary(model.vocab, vocab)
+    embeddings = embed_vocabulary(vocab, args.data)  # before the (long) feature extraction
 
     def features(split: str, limit: int | None) -> FeatureSet:
         chosen = select_split(records, split, limit)
@@ -302,7 +329,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     )
     hp = GanHParams.from_args(args)
     row = train_gan(
-        train, val, counted, emoji_embeddings(vocab), cfg, hp, run,
+        train, val, counted, embeddings, cfg, hp, run,
         backbone_sha256=meta.digest, resume=run.resume_path(args.resume), progress=progress,
     )  # fmt: skip
     run.export(export_gan, args.export)

@@ -7,8 +7,10 @@
     metrics.json    the final validation metrics
     cache/          cached features
 
-Also owns :class:`Progress` (epochs, steps, best score: what every checkpoint restores) and
-what ``--resume`` means. Under torchrun only rank 0 writes; the other ranks' calls do nothing.
+Also owns :class:`Progress` (epochs, steps, best score: what every checkpoint restores), what
+``--resume`` means, and :func:`write_json`, the one writer of training's JSON files (strict JSON:
+a metric that does not exist, NaN or infinite, is ``null``). Under torchrun only rank 0 writes;
+the other ranks' calls do nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,9 +31,26 @@ from emojinet.checkpoint import atomic_write
 from training.errors import ResumeError
 from training.utils import say
 
-__all__ = ["Progress", "RunDir"]
+__all__ = ["Progress", "RunDir", "json_safe", "write_json"]
 
 log = logging.getLogger(__name__)
+
+
+def json_safe(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN: a metric that does not exist) as None."""
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [json_safe(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as strict JSON (non-finite floats as null; ``NaN`` can never be written)."""
+    text = json.dumps(json_safe(data), ensure_ascii=False, indent=1, allow_nan=False)
+    Path(path).write_text(text + "\n", encoding="utf-8")
 
 
 @dataclass
@@ -139,11 +159,10 @@ class RunDir:
 
     def _write_json(self, path: Path, data: dict[str, Any]) -> None:
         if self.is_main:
-            text = json.dumps(data, ensure_ascii=False, indent=1) + "\n"
-            path.write_text(text, encoding="utf-8")
+            write_json(path, data)
 
     def _append_summary(self, row: dict[str, Any]) -> None:
-        """One epoch's row (floats to 6 significant digits); the header first if new."""
+        """One epoch's row (floats to 6 significant digits, None empty); the header first if new."""
         new = not self.summary.is_file()
         with self.summary.open("a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=list(self.fields), extrasaction="ignore")
