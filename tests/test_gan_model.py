@@ -1,18 +1,33 @@
-"""The served EmojiGAN: sampling, decoding, its release files, the emoji space it draws in."""
+"""The served EmojiGAN: sampling, decoding, its release files, the emoji space it draws in,
+and head=gan through the service's device gate, the CLI and ONNX."""
+
+from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import emoji as emoji_lib
+import httpx
+import numpy as np
 import pytest
 import torch
+from service_helpers import EMOJIS, ThreadedServer
 from torch import nn
 
+from emojinet.backends import OnnxBackend, TorchBackend, export_onnx
+from emojinet.checkpoint import load_release
+from emojinet.cli import main as cli_main
 from emojinet.errors import CheckpointError
 from emojinet.gan import EmojiGAN, GanConfig
+from emojinet.gan_head import GanHead, GanHeadError
 from emojinet.gan_io import load_gan, save_gan
+from emojinet.predictor import Predictor
 from emojinet.vocab import Vocabulary
 from emojinet.zeroshot import emoji_embeddings
+from service.app import create_app
+from service.settings import Settings
 from training.gan_losses import Critic, gradient_penalty
 
 CFG = GanConfig(feature_dim=16, embed_dim=8, noise_dim=4, cond_dim=8, hidden=32)
@@ -120,3 +135,132 @@ def test_every_emoji_a_classifier_can_learn_has_an_embedding() -> None:
     assert torch.equal(toned, base)
     astronaut, person, rocket = emoji_embeddings(Vocabulary(("🧑\u200d🚀", "🧑", "🚀")))
     assert not torch.equal(astronaut, person) and not torch.equal(astronaut, rocket)
+
+
+# -- serving: features through the gate, head=gan, the backbone check, the deny-list ------------
+
+DENIED = EMOJIS[0]
+
+
+def _gan_for(model_release: Path, out: Path, *, backbone_sha256: str | None = None) -> Path:
+    model, meta = load_release(model_release)
+    torch.manual_seed(0)
+    cfg = GanConfig(
+        feature_dim=model.backbone.num_features, embed_dim=16, noise_dim=8, cond_dim=16, hidden=32
+    )
+    gan = EmojiGAN(cfg, model.vocab, torch.randn(len(model.vocab), 16))
+    save_gan(gan, out, backbone_sha256=backbone_sha256 or meta["sha256"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def gan_release(tiny_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _gan_for(tiny_release, tmp_path_factory.mktemp("gan") / "tiny-gan")
+
+
+def _predictor(release: Path) -> Predictor:
+    model, meta = load_release(release)
+    return Predictor(model, TorchBackend(model, "cpu"), sha256=meta["sha256"], deny=[DENIED])
+
+
+@pytest.fixture(scope="module")
+def client(tiny_release: Path, gan_release: Path) -> Iterator[httpx.Client]:
+    settings = Settings(max_body_bytes=1_000_000, max_pixels=1_000_000, gan_model=str(gan_release))
+    with (
+        ThreadedServer(create_app(settings, predictor=_predictor(tiny_release))) as srv,
+        httpx.Client(base_url=srv.url, timeout=30) as c,
+    ):
+        yield c
+
+
+def test_gan_head_over_http(client: httpx.Client, photo: bytes) -> None:
+    r = client.post("/distribution?head=gan&n=300&seed=5", files={"image": ("c.jpg", photo)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["head"] == "gan" and body["temperature"] == 1.0 and body["model"] == "test-tiny"
+    assert len(body["samples"]) == 300 and sum(h["count"] for h in body["histogram"]) == 300
+    assert body["mode"] == body["histogram"][0]["emoji"]
+    assert 0.0 <= body["mode_stability"] <= 1.0 and 0.0 <= body["entropy"] <= math.log2(4)
+    again = client.post("/distribution?head=gan&n=300&seed=5", files={"image": ("c.jpg", photo)})
+    assert again.json()["samples"] == body["samples"]
+    # The classifier head and /suggest still work with (probs, features) rows in the gate.
+    r = client.post("/distribution?n=20&seed=1", files={"image": ("c.jpg", photo)})
+    assert r.status_code == 200 and r.json()["head"] == "classifier"
+    r = client.post("/suggest?top_k=50", files={"image": ("c.jpg", photo)})
+    assert r.status_code == 200 and len(r.json()["emojis"]) == len(EMOJIS) - 1
+    gan = client.get("/model").json()["gan"]
+    assert gan["loaded"] is True and len(gan["sha256"]) == 64
+
+
+def test_gan_draws_respect_the_deny_list(
+    client: httpx.Client, photo: bytes, tiny_release: Path, gan_release: Path
+) -> None:
+    r = client.post("/distribution?head=gan&n=1000&seed=0", files={"image": ("c.jpg", photo)})
+    assert r.status_code == 200
+    assert DENIED not in r.json()["samples"]
+    # Not vacuous: without the deny-list the same generator draws the denied emoji here.
+    predictor = _predictor(tiny_release)
+    features = predictor.run_batch(predictor.preprocess(photo)[None], features=True).features
+    assert features is not None
+    model, meta = load_release(tiny_release)
+    open_head = GanHead.load(gan_release, model_sha256=meta["sha256"], vocab=model.vocab)
+    assert DENIED in open_head.distribution(features[0], n=1000, seed=0).samples
+
+
+def test_a_gan_for_another_backbone_is_refused_but_the_server_stays_ready(
+    tiny_release: Path, tmp_path: Path, photo: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = _gan_for(tiny_release, tmp_path / "other-gan", backbone_sha256="f" * 64)
+    settings = Settings(gan_model=str(other))
+    with (
+        caplog.at_level("ERROR", logger="service.state"),
+        ThreadedServer(create_app(settings, predictor=_predictor(tiny_release))) as srv,
+        httpx.Client(base_url=srv.url, timeout=30) as c,
+    ):
+        assert c.get("/readyz").status_code == 200
+        r = c.post("/distribution?head=gan", files={"image": ("c.jpg", photo)})
+        assert r.status_code == 400
+        detail = r.json()["detail"]
+        assert "GAN head is not available" in detail
+        assert "trained on the features of model ffffffffffff" in detail
+        r = c.post("/distribution?head=classifier", files={"image": ("c.jpg", photo)})
+        assert r.status_code == 200
+        gan = c.get("/model").json()["gan"]
+        assert gan["loaded"] is False and "trained on the features of model" in gan["reason"]
+    assert any("refusing the GAN release" in rec.message for rec in caplog.records)
+
+
+def test_onnx_export_carries_the_features(tiny_release: Path, tmp_path: Path) -> None:
+    model, _ = load_release(tiny_release)
+    onnx = OnnxBackend(export_onnx(model, tmp_path / "tiny.onnx"))
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)).numpy()
+    ref = TorchBackend(model, "cpu").run(x, features=True)
+    got = onnx.run(x, features=True)
+    ref_p, ref_f, got_p, got_f = ref.probs, ref.features, got.probs, got.features
+    assert ref_f is not None and got_f is not None
+    assert got_f.shape == ref_f.shape == (2, model.backbone.num_features)
+    np.testing.assert_allclose(got_p, ref_p, atol=1e-5)
+    np.testing.assert_allclose(got_f, ref_f, atol=1e-4)
+    np.testing.assert_allclose(onnx.run(x).probs, ref_p, atol=1e-5)
+
+
+def test_suggest_cli_with_a_gan(
+    tiny_release: Path, gan_release: Path, tmp_path: Path, photo: bytes,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    img = tmp_path / "cat.jpg"
+    img.write_bytes(photo)
+    model = str(tiny_release.with_suffix(".json"))
+    args = ["suggest", str(img), "--model", model, "--distribution", "-n", "40", "--seed", "1"]
+    assert cli_main([*args, "--gan", str(gan_release), "--json", "--deny", DENIED]) == 0
+    _, dist = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert dist["n"] == 40 and len(dist["samples"]) == 40 and DENIED not in dist["samples"]
+    other = _gan_for(tiny_release, tmp_path / "other-gan", backbone_sha256="f" * 64)
+    assert cli_main([*args, "--gan", str(other)]) == 2
+    assert "trained on the features of model ffffffffffff" in capsys.readouterr().err
+    with pytest.raises(GanHeadError, match="cannot load the GAN release"):
+        GanHead.load(
+            tmp_path / "missing",
+            model_sha256="f" * 64,
+            vocab=Vocabulary.from_emojis(["🐱", "☕", "🚀"]),
+        )
