@@ -24,56 +24,76 @@ def _out(*parts: object, file: Any = None) -> None:
     print(*parts, file=file or sys.stdout)
 
 
+def _prepare_sources(args: argparse.Namespace, out: Path) -> list[Any]:
+    """The sources the prepare options name, in a fixed order."""
+    from training.errors import OptionsError
+    from training.posts import folder_posts, read_posts
+    from training.sources import Source
+
+    sources: list[Any] = []
+    if args.manifest:
+        raw = read_posts(args.manifest)
+        sources.append(
+            Source.of("manifest", raw[: args.limit] if args.limit else raw, captions=True)
+        )
+    if args.folder:
+        raw = folder_posts(args.folder)
+        sources.append(Source.of("folder", raw[: args.limit] if args.limit else raw))
+    if args.fashion_mnist:
+        from training.fashion_mnist import fashion_mnist_source
+
+        sources.append(
+            fashion_mnist_source(
+                out,
+                root=args.fashion_mnist_root,
+                limit=args.limit,
+                per_class=args.fashion_mnist_per_class,
+            )
+        )
+    if args.clipart:
+        from training.clipart import clipart_source
+
+        sources.append(clipart_source(args.clipart))
+    if args.emoji_images:
+        from training.emoji_images import emoji_image_source
+
+        sources += [emoji_image_source(spec, out) for spec in args.emoji_images]
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise OptionsError(f"a source is given twice: {names}")
+    return sources
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from emojinet.vocab import Vocabulary
-    from training.posts import folder_posts, read_posts
-    from training.prepare import FilterConfig, PrepareReport, filter_posts, write_dataset
+    from training.prepare import FilterConfig, write_dataset
+    from training.sources import MixConfig, mix_sources, read_holdout
 
-    sources = [s for s in (args.manifest, args.folder, args.fashion_mnist) if s]
-    if len(sources) != 1:
+    out = Path(args.out)
+    sources = _prepare_sources(args, out)
+    if not sources:
         _out(
-            "emojinet prepare: give exactly one of --manifest, --folder, --fashion-mnist",
+            "emojinet prepare: give at least one source: --manifest, --folder, --fashion-mnist, "
+            "--clipart, --emoji-images",
             file=sys.stderr,
         )
         return 2
-    out = Path(args.out)
-    splits: dict[str, str] | None = None
-    if args.fashion_mnist:
-        from training.fashion_mnist import prepare_fashion_mnist
-
-        root = args.fashion_mnist_root
-        posts, vocab, splits, report = prepare_fashion_mnist(out, root=root, limit=args.limit)
-        val_fraction, test_fraction = args.val_fraction, 0.0
-    else:
-        cfg = FilterConfig(
-            max_hashtags=args.max_hashtags or None,
-            require_emoji_in_caption=args.require_emoji_in_caption,
-            cap_per_emoji=args.cap_per_emoji or None,
-            fold_skin_tone=args.fold_skin_tone,
-            top_n=args.top_n,
-            min_count=args.min_count,
-        )
-        raw = read_posts(args.manifest) if args.manifest else folder_posts(args.folder)
-        report = PrepareReport()
-        given = Vocabulary.from_file(args.vocab) if args.vocab else None
-        posts, vocab = filter_posts(
-            raw[: args.limit] if args.limit else raw,
-            cfg,
-            vocab=given,
-            seed=args.seed,
-            report=report,
-        )
-        val_fraction, test_fraction = args.val_fraction, args.test_fraction
-    records = write_dataset(
-        out,
-        posts,
-        vocab,
-        report,
-        seed=args.seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        splits=splits,
+    filters = FilterConfig(
+        max_hashtags=args.max_hashtags or None,
+        require_emoji_in_caption=args.require_emoji_in_caption,
+        cap_per_emoji=args.max_per_emoji or None,
+        fold_skin_tone=args.fold_skin_tone,
+        top_n=args.top_n,
+        min_count=args.min_count,
     )
+    cfg = MixConfig(filters, args.seed, args.val_fraction, args.test_fraction, args.keep_unlabelled)
+    posts, vocab, report = mix_sources(
+        sources,
+        cfg,
+        vocab=Vocabulary.from_file(args.vocab) if args.vocab else None,
+        holdout=read_holdout(args.holdout) if args.holdout else None,
+    )
+    records = write_dataset(out, posts, vocab, report, seed=args.seed)
     _out(report.summary())
     _out(f"wrote {len(records)} examples, {len(vocab)} emojis to {out}")
     return 0 if records else 1
@@ -185,18 +205,63 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add the training subcommands to ``emojinet``'s subparsers."""
     p = sub.add_parser(
-        "prepare", help="build a data set from posts, labelled folders or Fashion-MNIST"
+        "prepare",
+        help="build a data set from posts, labelled folders, clip art, emoji pictures and "
+        "Fashion-MNIST",
     )
-    src = p.add_argument_group("source (exactly one)")
+    src = p.add_argument_group("sources (one or more, mixed into one data set)")
     src.add_argument("--manifest", help="posts JSONL or CSV: image, caption[, id, hashtags, emoji]")
     src.add_argument("--folder", help="a tree ROOT/<emoji or emoji name>/*.jpg")
     src.add_argument("--fashion-mnist", action="store_true", help="Debian's dataset-fashion-mnist")
+    src.add_argument(
+        "--clipart",
+        nargs="?",
+        const="/usr/share/openclipart/png",
+        default=None,
+        metavar="ROOT",
+        help="Debian's openclipart-png, labelled by the emojis its paths name "
+        "(default ROOT: %(const)s)",
+    )
+    src.add_argument(
+        "--emoji-images",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="emoji pictures, train only: unpacked npm emoji-datasource-<vendor> packages "
+        "and/or 'noto' (Debian's Noto Color Emoji, rendered)",
+    )
     p.add_argument("--fashion-mnist-root", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument(
+        "--fashion-mnist-per-class",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep the first N images of each class in each official split",
+    )
+    p.add_argument(
+        "--holdout",
+        default=None,
+        metavar="FILE",
+        help='a JSON list of {"file", "accept"}: those pictures (and byte-identical copies '
+        "anywhere) are test only, labelled with their accepted emojis",
+    )
+    p.add_argument(
+        "--keep-unlabelled",
+        action="store_true",
+        help='keep clip art that names no vocabulary emoji in train with "emojis": [] '
+        "(for distillation); default: drop it",
+    )
     p.add_argument("--out", required=True, help="output data set folder")
     p.add_argument(
         "--vocab", default=None, help="a vocabulary file (default: top-N emojis of the data)"
     )
-    p.add_argument("--top-n", type=int, default=100)
+    p.add_argument(
+        "--top-n",
+        type=int,
+        default=100,
+        help="vocabulary size: the emojis with the most train pictures (the emoji pictures "
+        "do not count; ties: the usage prior)",
+    )
     p.add_argument("--min-count", type=int, default=1, help="drop emojis with fewer posts")
     p.add_argument("--max-hashtags", type=int, default=5, help="drop posts with more (0: no limit)")
     p.add_argument(
@@ -206,7 +271,13 @@ def register(sub: Any) -> None:
         help="drop posts whose collection emoji is not in the caption",
     )
     p.add_argument(
-        "--cap-per-emoji", type=int, default=3000, help="max posts per emoji (0: no cap)"
+        "--max-per-emoji",
+        "--cap-per-emoji",
+        dest="max_per_emoji",
+        type=int,
+        default=3000,
+        help="max train examples per emoji, seeded (0: no cap; Fashion-MNIST and the emoji "
+        "pictures are not capped)",
     )
     p.add_argument("--fold-skin-tone", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -216,7 +287,7 @@ def register(sub: Any) -> None:
         "--limit",
         type=int,
         default=None,
-        help="use only the first N posts (per split for Fashion-MNIST)",
+        help="use only the first N posts of a manifest or folder (per split for Fashion-MNIST)",
     )
     p.set_defaults(func=_cmd_prepare)
 

@@ -30,14 +30,22 @@ PRESCALED_INDEX = "index.json"
 
 
 def select_split(
-    records: Sequence[DatasetRecord], split: str, limit: int | None = None
+    records: Sequence[DatasetRecord],
+    split: str,
+    limit: int | None = None,
+    *,
+    unlabelled: bool = False,
 ) -> list[DatasetRecord]:
     """The records of ``split`` in manifest order, the first ``limit`` of them when given.
+
+    Records with no emoji (``"emojis": []``, kept by ``prepare --keep-unlabelled`` for
+    distillation from a teacher) are left out unless ``unlabelled``: as supervised examples
+    their all-zero targets would teach that no emoji fits.
 
     Raises:
         DataError: the split is empty.
     """
-    chosen = [r for r in records if r.split == split]
+    chosen = [r for r in records if r.split == split and (unlabelled or r.emojis)]
     if not chosen:
         raise DataError(
             f"the data set has no {split!r} examples (re-run prepare with a {split} fraction)"

@@ -20,8 +20,17 @@ from emojinet.vocab import Vocabulary
 from training.errors import ManifestError
 from training.posts import Post
 from training.prepare import FilterConfig, PrepareReport, filter_posts
+from training.sources import Source
 
-__all__ = ["CLASSES", "DEFAULT_ROOT", "EMOJIS", "fashion_mnist_posts", "read_idx"]
+__all__ = [
+    "CLASSES",
+    "DEFAULT_ROOT",
+    "EMOJIS",
+    "fashion_mnist_posts",
+    "fashion_mnist_source",
+    "prepare_fashion_mnist",
+    "read_idx",
+]
 
 DEFAULT_ROOT = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = (
@@ -60,11 +69,16 @@ def vocabulary() -> Vocabulary:
 
 
 def fashion_mnist_posts(
-    out: str | Path, *, root: str | Path = DEFAULT_ROOT, limit: int | None = None
+    out: str | Path,
+    *,
+    root: str | Path = DEFAULT_ROOT,
+    limit: int | None = None,
+    per_class: int | None = None,
 ) -> tuple[list[Post], dict[str, str]]:
     """Write the images as PNGs under ``out/images/`` and return labelled posts plus forced splits.
 
-    ``limit`` keeps the first N images of each official split (for quick runs and tests).
+    ``limit`` keeps the first N images of each official split (for quick runs and tests);
+    ``per_class`` the first N of each class in each official split.
     """
     root, out = Path(root), Path(out)
     posts: list[Post] = []
@@ -77,19 +91,44 @@ def fashion_mnist_posts(
                 "(install it: apt-get install dataset-fashion-mnist)"
             )
         images, labels = read_idx(img_file), read_idx(label_file)
+        if len(images) != len(labels):
+            raise ManifestError(f"{img_file} and {label_file} hold different numbers of items")
         if limit is not None:
             images, labels = images[:limit], labels[:limit]
+        if per_class is not None:
+            first = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(10)])
+            keep = np.sort(first)
+            images, labels, index = images[keep], labels[keep], keep
+        else:
+            index = np.arange(len(labels))
         folder = out / "images" / split
         folder.mkdir(parents=True, exist_ok=True)
-        for i, (img, label) in enumerate(zip(images, labels, strict=True)):
+        for i, img, label in zip(index.tolist(), images, labels, strict=True):
             post_id = f"{split}-{i:05d}"
             path = folder / f"{i:05d}.png"
             if not path.is_file():
                 Image.fromarray(img, mode="L").save(path, optimize=False, compress_level=1)
-            posts.append(Post(id=post_id, image=path, labels=[EMOJIS[int(label)]]))
+            post = Post(id=post_id, image=path, labels=[EMOJIS[int(label)]])
             if split == "test":
-                splits[post_id] = "test"
+                splits[post_id] = post.split = "test"
+            posts.append(post)
     return posts, splits
+
+
+def fashion_mnist_source(
+    out: str | Path,
+    *,
+    root: str | Path = DEFAULT_ROOT,
+    limit: int | None = None,
+    per_class: int | None = None,
+) -> Source:
+    """Fashion-MNIST for :func:`training.sources.mix_sources`: the official test split stays
+    test, the training images split train/val by id; not capped (``per_class`` sizes it); its
+    nine-emoji vocabulary when it is the only source."""
+    posts, _ = fashion_mnist_posts(out, root=root, limit=limit, per_class=per_class)
+    return Source.of(
+        "fashion-mnist", posts, capped=False, may_test=False, check_images=False, vocab=vocabulary()
+    )
 
 
 def prepare_fashion_mnist(

@@ -25,7 +25,11 @@ _CAPTION_KEYS = ("caption", "text")
 
 @dataclass
 class Post:
-    """One input post. ``emoji`` is the emoji the post was collected for, when known."""
+    """One input post. ``emoji`` is the emoji the post was collected for, when known.
+
+    ``source`` names where it came from (the report counts per source); ``split`` forces its
+    split; ``key`` is what its split is hashed from (a content digest; default: the id).
+    """
 
     id: str
     image: Path
@@ -33,6 +37,9 @@ class Post:
     hashtags: list[str] | None = None
     emoji: str | None = None
     labels: list[str] = field(default_factory=list)  # set by the filters (or a labelled folder)
+    source: str = ""
+    split: str | None = None
+    key: str | None = None
 
 
 def _pick(row: dict[str, Any], keys: Sequence[str]) -> Any:

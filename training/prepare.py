@@ -36,8 +36,11 @@ __all__ = [
     "Post",
     "PrepareReport",
     "assign_split",
+    "caption_labels",
     "filter_posts",
+    "image_problem",
     "read_dataset",
+    "stable_hash",
     "write_dataset",
 ]
 
@@ -51,11 +54,15 @@ _MAX_EXAMPLES = 20  # dropped ids listed per reason in the report
 class DatasetRecord:
     id: str
     image: str
-    emojis: list[str]
+    emojis: list[str]  # empty: an unlabelled picture (for distillation), never a supervised one
     split: str
+    source: str = ""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        d = asdict(self)
+        if not self.source:
+            del d["source"]
+        return json.dumps(d, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -73,44 +80,76 @@ class FilterConfig:
 
 @dataclass
 class PrepareReport:
+    """What was read, kept (``unlabelled`` of them with no emoji) and dropped, and why; the
+    same per source in ``sources`` when several sources were mixed."""
+
     read: int = 0
     kept: int = 0
+    unlabelled: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, PrepareReport] = field(default_factory=dict)
 
-    def drop(self, reason: str, post_id: str, detail: str = "") -> None:
-        self.dropped[reason] += 1
-        ex = self.examples.setdefault(reason, [])
-        if len(ex) < _MAX_EXAMPLES:
-            ex.append(f"{post_id}: {detail}" if detail else post_id)
+    def source(self, name: str) -> PrepareReport:
+        """The report of one source (created empty on first use)."""
+        return self.sources.setdefault(name, PrepareReport())
+
+    def drop(self, reason: str, post_id: str, detail: str = "", *, source: str = "") -> None:
+        for report in (self, self.source(source)) if source else (self,):
+            report.dropped[reason] += 1
+            ex = report.examples.setdefault(reason, [])
+            if len(ex) < _MAX_EXAMPLES:
+                ex.append(f"{post_id}: {detail}" if detail else post_id)
+
+    def add_source(self, name: str, read: PrepareReport) -> None:
+        """Take over what reading a source counted (read, dropped) as its report."""
+        self.sources[name] = read
+        self.read += read.read
+        self.dropped.update(read.dropped)
+        for reason, ex in read.examples.items():
+            mine = self.examples.setdefault(reason, [])
+            mine += ex[: _MAX_EXAMPLES - len(mine)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "read": self.read,
-            "kept": self.kept,
+        d: dict[str, Any] = {"read": self.read, "kept": self.kept}
+        if self.unlabelled:
+            d["unlabelled"] = self.unlabelled
+        d |= {
             "dropped": dict(sorted(self.dropped.items())),
             "examples": self.examples,
             "splits": self.splits,
         }
+        if self.sources:
+            d["sources"] = {name: r.to_dict() for name, r in self.sources.items()}
+        return d
 
     def summary(self) -> str:
-        lines = [f"read {self.read} posts, kept {self.kept}"]
+        unlabelled = f" ({self.unlabelled} unlabelled)" if self.unlabelled else ""
+        lines = [f"read {self.read} posts, kept {self.kept}{unlabelled}"]
         lines += [f"  dropped {n:6d}  {reason}" for reason, n in sorted(self.dropped.items())]
         lines.append("  splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()))
+        for name, r in self.sources.items() if len(self.sources) > 1 else ():
+            why = ", ".join(f"{reason} {n}" for reason, n in sorted(r.dropped.items()))
+            unlabelled = f" ({r.unlabelled} unlabelled)" if r.unlabelled else ""
+            lines.append(f"  {name}: read {r.read}, kept {r.kept}{unlabelled}")
+            lines.append("    splits: " + ", ".join(f"{k} {v}" for k, v in r.splits.items()))
+            if why:
+                lines.append(f"    dropped: {why}")
         return "\n".join(lines)
 
 
 # -- filtering --------------------------------------------------------------------------------
 
 
-def _stable_hash(seed: int, post_id: str) -> int:
+def stable_hash(seed: int, post_id: str) -> int:
+    """A seeded 64-bit hash of an id: the order of capping and the split rule use it."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{post_id}".encode()).digest()[:8], "big")
 
 
 def assign_split(post_id: str, seed: int, val_fraction: float, test_fraction: float) -> str:
     """Deterministic split from a hash of (seed, id): a post always lands in the same split."""
-    u = _stable_hash(seed, post_id) / 2**64
+    u = stable_hash(seed, post_id) / 2**64
     if u < test_fraction:
         return "test"
     if u < test_fraction + val_fraction:
@@ -118,7 +157,8 @@ def assign_split(post_id: str, seed: int, val_fraction: float, test_fraction: fl
     return "train"
 
 
-def _image_problem(path: Path) -> str | None:
+def image_problem(path: Path) -> str | None:
+    """``missing_image`` / ``unreadable_image``, or None for a decodable image file."""
     if not path.is_file():
         return "missing_image"
     try:
@@ -127,6 +167,26 @@ def _image_problem(path: Path) -> str | None:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return "unreadable_image"
     return None
+
+
+def caption_labels(post: Post, cfg: FilterConfig, report: PrepareReport) -> list[str] | None:
+    """The emojis of a post's caption, or None after reporting why it is dropped (filters 1-3
+    of :func:`filter_posts`)."""
+    tags = post.hashtags if post.hashtags is not None else extract_hashtags(post.caption)
+    if cfg.max_hashtags is not None and len(tags) > cfg.max_hashtags:
+        detail = f"{len(tags)} > {cfg.max_hashtags}"
+        report.drop("too_many_hashtags", post.id, detail, source=post.source)
+        return None
+    found = extract_emojis(post.caption, fold_skin_tone=cfg.fold_skin_tone)
+    if not found:
+        report.drop("no_emoji", post.id, source=post.source)
+        return None
+    if cfg.require_emoji_in_caption and post.emoji is not None:
+        want = normalize_emoji(post.emoji, fold_skin_tone=cfg.fold_skin_tone)
+        if want not in found:
+            report.drop("emoji_not_in_caption", post.id, post.emoji, source=post.source)
+            return None
+    return found
 
 
 def filter_posts(
@@ -153,19 +213,9 @@ def filter_posts(
         post = replace(original, labels=list(original.labels))  # never mutate the caller's posts
         report.read += 1
         if not post.labels:  # labels come from the caption
-            tags = post.hashtags if post.hashtags is not None else extract_hashtags(post.caption)
-            if cfg.max_hashtags is not None and len(tags) > cfg.max_hashtags:
-                report.drop("too_many_hashtags", post.id, f"{len(tags)} > {cfg.max_hashtags}")
+            found = caption_labels(post, cfg, report)
+            if found is None:
                 continue
-            found = extract_emojis(post.caption, fold_skin_tone=cfg.fold_skin_tone)
-            if not found:
-                report.drop("no_emoji", post.id)
-                continue
-            if cfg.require_emoji_in_caption and post.emoji is not None:
-                want = normalize_emoji(post.emoji, fold_skin_tone=cfg.fold_skin_tone)
-                if want not in found:
-                    report.drop("emoji_not_in_caption", post.id, post.emoji)
-                    continue
             post.labels = found
         candidates.append(post)
     if vocab is None:
@@ -185,7 +235,7 @@ def filter_posts(
             continue
         post.labels = labels
         in_vocab.append(post)
-    in_vocab.sort(key=lambda p: _stable_hash(seed, p.id))
+    in_vocab.sort(key=lambda p: stable_hash(seed, p.id))
     per_emoji: Counter[str] = Counter()
     kept: list[Post] = []
     for post in in_vocab:
@@ -193,7 +243,7 @@ def filter_posts(
             report.drop("cap_per_emoji", post.id, "".join(post.labels))
             continue
         if cfg.check_images:
-            problem = _image_problem(post.image)
+            problem = image_problem(post.image)
             if problem is not None:
                 log.warning("skipping %s: %s (%s)", post.id, problem.replace("_", " "), post.image)
                 report.drop(problem, post.id, str(post.image))
@@ -220,24 +270,31 @@ def write_dataset(
 ) -> list[DatasetRecord]:
     """Write manifest, vocabulary (with training counts), label counts and report to ``out``.
 
-    ``splits`` forces the split of some ids (Fashion-MNIST's official test set); others are hashed.
+    ``splits`` (or a post's own ``split``) forces the split of some ids (Fashion-MNIST's
+    official test set); others are hashed from the post's ``key`` (default: its id).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records: list[DatasetRecord] = []
     for post in sorted(posts, key=lambda p: p.id):
-        split = (splits or {}).get(post.id) or assign_split(
-            post.id, seed, val_fraction, test_fraction
+        split = (
+            (splits or {}).get(post.id)
+            or post.split
+            or assign_split(post.key or post.id, seed, val_fraction, test_fraction)
         )
         image = post.image.resolve()
         try:
             rel = image.relative_to(out.resolve()).as_posix()
         except ValueError:
             rel = str(image)
-        records.append(DatasetRecord(post.id, rel, list(post.labels), split))
+        records.append(DatasetRecord(post.id, rel, list(post.labels), split, post.source))
     counts = {s: Counter(e for r in records if r.split == s for e in r.emojis) for s in SPLITS}
     vocab = Vocabulary(vocab.emojis, tuple(counts["train"].get(e, 0) for e in vocab.emojis))
     report.splits = {s: sum(1 for r in records if r.split == s) for s in SPLITS}
+    for name, sub in report.sources.items():
+        sub.splits = {
+            s: sum(1 for r in records if r.split == s and r.source == name) for s in SPLITS
+        }
     tmp = out / "manifest.jsonl.tmp"
     with tmp.open("w", encoding="utf-8") as f:
         for r in records:
@@ -269,9 +326,13 @@ def read_dataset(root: str | Path) -> tuple[list[DatasetRecord], Vocabulary]:
         for i, line in enumerate(f, 1):
             try:
                 d = json.loads(line)
-                records.append(
-                    DatasetRecord(str(d["id"]), str(d["image"]), list(d["emojis"]), str(d["split"]))
+                emojis = d["emojis"]
+                if not isinstance(emojis, list):
+                    raise TypeError(f"emojis must be a list, not {type(emojis).__name__}")
+                record = DatasetRecord(
+                    str(d["id"]), str(d["image"]), emojis, str(d["split"]), str(d.get("source", ""))
                 )
+                records.append(record)
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise ManifestError(f"{manifest}:{i}: bad record ({exc})") from exc
     return records, vocab
