@@ -253,6 +253,8 @@ def test_prepare_drops_unlabelled_clipart_by_default(tmp_path: Path, clipart_tre
         (["--emoji-images", "{tmp}"], "not an unpacked emoji-datasource package"),
         (["--folder", "{tmp}/f", "--holdout", "{tmp}/h.json"], "cannot read the holdout"),
         (["--folder", "{tmp}/f", "--holdout", "{tmp}/bad.json"], "entry 0 accepts"),
+        (["--folder", "{tmp}/f", "--val-fraction", "0.5", "--test-fraction", "0.5"], "below 1"),
+        (["--folder", "{tmp}/f", "--emoji-images", "{tmp}/f"], "emoji-datasource package"),
     ],
 )
 def test_prepare_errors_are_one_line(

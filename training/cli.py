@@ -66,9 +66,12 @@ def _prepare_sources(args: argparse.Namespace, out: Path) -> list[Any]:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from emojinet.vocab import Vocabulary
+    from training.errors import OptionsError
     from training.prepare import FilterConfig, write_dataset
     from training.sources import MixConfig, mix_sources, read_holdout
 
+    if args.val_fraction + args.test_fraction >= 1:
+        raise OptionsError("--val-fraction plus --test-fraction must be below 1: train needs posts")
     out = Path(args.out)
     sources = _prepare_sources(args, out)
     if not sources:
@@ -204,6 +207,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add the training subcommands to ``emojinet``'s subparsers."""
+    from emojinet.cli_args import float_range, int_range
+
     p = sub.add_parser(
         "prepare",
         help="build a data set from posts, labelled folders, clip art, emoji pictures and "
@@ -233,9 +238,9 @@ def register(sub: Any) -> None:
     p.add_argument("--fashion-mnist-root", default="/usr/share/datasets/fashion-mnist")
     p.add_argument(
         "--fashion-mnist-per-class",
-        type=int,
         default=None,
         metavar="N",
+        type=int_range(1, 10**9),
         help="keep the first N images of each class in each official split",
     )
     p.add_argument(
@@ -257,7 +262,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--top-n",
-        type=int,
+        type=int_range(1, 10**6),
         default=100,
         help="vocabulary size: the emojis with the most train pictures (the emoji pictures "
         "do not count; ties: the usage prior)",
@@ -274,14 +279,14 @@ def register(sub: Any) -> None:
         "--max-per-emoji",
         "--cap-per-emoji",
         dest="max_per_emoji",
-        type=int,
+        type=int_range(0, 10**9),
         default=3000,
         help="max train examples per emoji, seeded (0: no cap; Fashion-MNIST and the emoji "
         "pictures are not capped)",
     )
     p.add_argument("--fold-skin-tone", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--test-fraction", type=float, default=0.1)
+    p.add_argument("--val-fraction", type=float_range(0.0, 1.0), default=0.1)
+    p.add_argument("--test-fraction", type=float_range(0.0, 1.0), default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--limit",
