@@ -4,11 +4,14 @@
 with a progress bar), caches the scores in ``out/scores.npz`` keyed by each file's path, mtime
 and size and by the model's sha256 (a second run only scores new or changed files), and writes:
 
-* ``index.html``: per emoji its top-N images, per image its top emojis; thumbnails, a search
-  box and sorting by emoji frequency; self-contained (no network; thumbnails in ``thumbs/``);
+* ``index.html``: per emoji its top-N images, per image its top emojis, only scores of at least
+  ``GalleryConfig.min_score`` (a row is never padded with images the model barely ties to the
+  emoji; an emoji with none is not listed); thumbnails, a search box (emojis, names and file
+  names, in both views) and sorting by emoji frequency; self-contained (no network; thumbnails
+  in ``thumbs/``);
 * ``gallery.json``: the same data for scripts;
-* ``cards/*.png``: per emoji that leads some image a shareable card (drawn by
-  :mod:`emojinet.gallery_cards`).
+* ``cards/*.png``: per emoji that leads some image a shareable card of its images above the
+  minimum score (drawn by :mod:`emojinet.gallery_cards`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from emojinet.backends import Outputs
-from emojinet.errors import EmojiNetError
+from emojinet.errors import ConfigError, EmojiNetError
 from emojinet.gallery_cards import EMOJI_FONT, card_name, write_cards
 from emojinet.preprocess import decode_image
 from emojinet.vocab import Vocabulary
@@ -65,15 +68,23 @@ class PredictorLike(Protocol):
 
 @dataclass(frozen=True)
 class GalleryConfig:
-    top_n: int = 8  # images shown per emoji
-    per_image: int = 5  # emojis shown per image
+    """What the report shows. ``min_score``: the least score shown anywhere (rows, image lists,
+    cards); 5% by default: the built-in model's calibrated score for an emoji a person would
+    take is far above it, while the images a row was padded with score well under 1%."""
+
+    top_n: int = 8  # images shown per emoji, at most
+    per_image: int = 5  # emojis shown per image, at most
+    min_score: float = 0.05
     batch_size: int = 32
     workers: int = 2  # threads decoding images
     thumb_size: int = 160
-    card_images: int = 4  # images on each emoji's PNG card
-    card_min_score: float = 0.01  # cards only for emojis leading an image with this score
+    card_images: int = 4  # images on each emoji's PNG card, at most
     max_cards: int = 100
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ConfigError(f"min_score must be in [0, 1], got {self.min_score}")
 
 
 @dataclass
@@ -225,7 +236,12 @@ def _write_thumb(data: bytes, path: Path, size: int) -> None:
 def _summaries(
     scores: npt.NDArray[np.float32], vocab: Vocabulary, cfg: GalleryConfig
 ) -> tuple[list[dict[str, Any]], list[list[tuple[int, float]]]]:
-    """Per emoji: top images, frequency; per image: top emojis (index, score)."""
+    """Per emoji: top images, frequency; per image: top emojis (index, score).
+
+    Only scores of at least ``cfg.min_score`` are kept: an emoji's row holds up to ``top_n``
+    images, none below it (possibly none at all), and an image's list up to ``per_image``
+    emojis. ``in_top_k`` and ``leads`` count those lists.
+    """
     valid = np.asarray(~np.isnan(scores).any(axis=1), dtype=bool)
     safe = np.where(valid[:, None], scores, -np.inf)
     k = min(cfg.per_image, len(vocab))
@@ -233,13 +249,12 @@ def _summaries(
     in_top_k = np.zeros(len(vocab), dtype=np.int64)
     leads = np.zeros(len(vocab), dtype=np.int64)
     for i in range(len(scores)):
-        if not valid[i]:
-            per_image.append([])
-            continue
-        order = np.argsort(-safe[i], kind="stable")[:k]
-        per_image.append([(int(j), float(scores[i, j])) for j in order])
-        in_top_k[order] += 1
-        leads[order[0]] += 1
+        order = [int(j) for j in np.argsort(-safe[i], kind="stable")[:k]]
+        shown = [j for j in order if safe[i, j] >= cfg.min_score]
+        per_image.append([(j, float(scores[i, j])) for j in shown])
+        in_top_k[shown] += 1
+        if shown:
+            leads[shown[0]] += 1
     names = vocab.names()
     counts = list(vocab.counts) or [0] * len(vocab)
     n = min(cfg.top_n, int(valid.sum()))
@@ -250,7 +265,9 @@ def _summaries(
             {
                 "emoji": e,
                 "name": names[j],
-                "images": [(int(i), float(scores[i, j])) for i in top],
+                "images": [
+                    (int(i), float(scores[i, j])) for i in top if safe[i, j] >= cfg.min_score
+                ],
                 "in_top_k": int(in_top_k[j]),
                 "leads": int(leads[j]),
                 "prior": int(counts[j]),
@@ -284,15 +301,16 @@ def build_gallery(
         {
             "path": str(p.relative_to(root)),
             "thumb": f"thumbs/{_thumb_name(key)}",
+            "readable": not bool(np.isnan(row).any()),
             "emojis": [{"emoji": vocab[j], "score": round(s, 5)} for j, s in top],
         }
-        for p, key, top in zip(paths, keys, per_image, strict=True)
+        for p, key, top, row in zip(paths, keys, per_image, scores, strict=True)
     ]
     cards = write_cards(
         out / "cards",
         emojis,
         paths,
-        min_score=cfg.card_min_score,
+        min_score=cfg.min_score,
         max_cards=cfg.max_cards,
         per_card=cfg.card_images,
         font_path=font_path,
@@ -301,7 +319,9 @@ def build_gallery(
     report = {
         "model": {"name": predictor.info.name, "sha256": predictor.info.sha256},
         "images_dir": str(root),
+        "top_n": cfg.top_n,
         "per_image": cfg.per_image,
+        "min_score": cfg.min_score,
         "images": images,
         "emojis": [
             {
@@ -321,7 +341,7 @@ def build_gallery(
         ],
     }
     (out / "gallery.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
-    (out / "index.html").write_text(_html(report, cfg), encoding="utf-8")
+    (out / "index.html").write_text(_html(report), encoding="utf-8")
     return GalleryResult(
         out=out,
         images=paths,
@@ -333,7 +353,7 @@ def build_gallery(
     )
 
 
-def _html(report: dict[str, Any], cfg: GalleryConfig) -> str:
+def _html(report: dict[str, Any]) -> str:
     data = json.dumps(report, ensure_ascii=False).replace("</", "<\\/")
     title = f"EmojiNet gallery: {report['model']['name']}"
     return (
@@ -342,5 +362,4 @@ def _html(report: dict[str, Any], cfg: GalleryConfig) -> str:
         .read_text(encoding="utf-8")
         .replace("__TITLE__", html.escape(title))
         .replace("__DATA__", data)
-        .replace("__TOP_N__", str(cfg.top_n))
     )

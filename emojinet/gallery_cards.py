@@ -103,8 +103,8 @@ def write_cards(
     """PNG cards for the emojis that lead (rank first for) an image scoring ``min_score``+.
 
     ``emojis`` are the gallery's per-emoji summaries (``emoji``, ``name``, ``leads`` and
-    ``images``: (image index, score) pairs, best first); at most ``max_cards`` cards of
-    ``per_card`` images each, the most confident first.
+    ``images``: (image index, score) pairs, best first); at most ``max_cards`` cards of up to
+    ``per_card`` images each, none scoring under ``min_score``, the most confident first.
     """
     if not font_path.is_file():
         log.warning("no emoji font at %s (Debian: fonts-noto-color-emoji): no cards", font_path)
@@ -116,7 +116,7 @@ def write_cards(
     cards_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for e in confident[:max_cards]:
-        top = [(paths[i], s) for i, s in e["images"][:per_card]]
+        top = [(paths[i], s) for i, s in e["images"] if s >= min_score][:per_card]
         path = cards_dir / card_name(e["emoji"], e["name"])
         try:
             make_card(e["emoji"], e["name"], top, font_path=font_path).save(path, optimize=True)

@@ -23,7 +23,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
         per_image=args.per_image,
         batch_size=args.batch_size,
         workers=args.workers,
-        card_min_score=args.card_min_score,
+        min_score=args.min_score,
         max_cards=args.max_cards,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "gallery",
         help="an HTML report of the images the model ties most strongly to each emoji",
         description="Score every image under IMAGES_DIR; write index.html (per emoji its top "
-        "images, per image its top emojis), gallery.json and a PNG card per confident emoji. "
+        "images, per image its top emojis, scores under --min-score left out), gallery.json and a "
+        "PNG card per confident emoji. "
         "Scores are cached in OUT/scores.npz: a second run only scores new or changed files.",
     )
     p.add_argument("images_dir", metavar="IMAGES_DIR")
@@ -57,10 +58,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--batch-size", type=int_range(1, 1024), default=32)
     p.add_argument("--workers", type=int_range(1, 64), default=2, help="image decoding threads")
     p.add_argument(
-        "--card-min-score",
+        "--min-score",
         type=float_range(0.0, 1.0),
-        default=0.01,
-        help="PNG cards only for emojis that are the top emoji of an image scoring this much",
+        default=0.05,
+        help="the least score shown (default 0.05, 5%%): lower-scoring images are left out of each "
+        "emoji's row and card, lower-scoring emojis out of each image's list",
     )
     p.add_argument("--max-cards", type=int_range(0, 10_000), default=100)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

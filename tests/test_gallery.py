@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 from emojinet.cli import main
+from emojinet.errors import ConfigError
 from emojinet.gallery import GalleryConfig, GalleryResult, build_gallery
 from emojinet.gallery_cards import EMOJI_FONT, render_emoji
 from emojinet.predictor import Predictor
@@ -89,11 +91,12 @@ def test_report_lists_every_image_and_emoji(report: GalleryResult, photos: Path)
     assert notes["emojis"] == []  # listed, but never ranked
     assert len(data["emojis"]) == len(Vocabulary.all())  # the built-in model's vocabulary
     for entry in data["emojis"]:
-        assert len(entry["top"]) == CFG.top_n
+        assert len(entry["top"]) <= CFG.top_n
         scores = [t["score"] for t in entry["top"]]
         assert scores == sorted(scores, reverse=True)
         assert all(data["images"][t["image"]]["path"] != "notes.jpg" for t in entry["top"])
     assert sum(e["leads"] for e in data["emojis"]) == 13  # one top emoji per readable image
+    assert not notes["readable"] and all(im["readable"] for im in data["images"] if im != notes)
     for im in data["images"][:3]:
         with Image.open(report.out / im["thumb"]) as thumb:
             assert thumb.format == "JPEG" and max(thumb.size) <= CFG.thumb_size
@@ -110,13 +113,43 @@ def test_index_html_is_self_contained_with_search_and_sort(report: GalleryResult
     assert data == gallery_json(report)
 
 
+def test_rows_are_not_padded_with_images_under_the_minimum_score(
+    report: GalleryResult, predictor: Predictor, photos: Path, tmp_path: Path
+) -> None:
+    """The cat photo is the only one the model ties to 🐈 (the others score under 1%)."""
+    data = gallery_json(report)
+    paths = [im["path"] for im in data["images"]]
+    assert data["min_score"] == CFG.min_score == 0.05
+    cat = next(e for e in data["emojis"] if e["emoji"] == "🐈")
+    assert [paths[t["image"]] for t in cat["top"]] == ["chelsea.jpg"]
+    for entry in data["emojis"]:
+        assert all(t["score"] >= 0.05 for t in entry["top"])
+    for im in data["images"]:
+        assert all(e["score"] >= 0.05 for e in im["emojis"])
+    bare = [e for e in data["emojis"] if not e["top"]]
+    assert len(bare) > 0.8 * len(data["emojis"])  # most of the ~1,900 emojis fit no photo
+    assert all(e["leads"] == e["in_top_k"] == 0 for e in bare)
+    # Not vacuous: with no minimum the cat row is padded with photos scored near zero.
+    shutil.copy(report.out / "scores.npz", tmp_path / "scores.npz")
+    every = dataclasses.replace(CFG, min_score=0.0)
+    again = build_gallery(photos, predictor, tmp_path, every)
+    assert again.scored == 0  # the same scores, from the cache
+    padded = next(e for e in gallery_json(again)["emojis"] if e["emoji"] == "🐈")
+    assert len(padded["top"]) == CFG.top_n and padded["top"][-1]["score"] < 0.01
+    with pytest.raises(ConfigError, match=r"min_score must be in \[0, 1\], got 1.5"):
+        GalleryConfig(min_score=1.5)
+
+
 @pytest.mark.skipif(not EMOJI_FONT.is_file(), reason="needs Debian's fonts-noto-color-emoji")
 def test_emoji_cards_are_pngs_with_the_emoji_and_top_images(report: GalleryResult) -> None:
     assert report.cards
+    shown = {e["card"]: len(e["top"]) for e in gallery_json(report)["emojis"] if e["card"]}
+    assert len(shown) == len(report.cards)
     for card in report.cards:
+        n = min(CFG.card_images, shown[f"cards/{card.name}"])  # images at the minimum score
         with Image.open(card) as img:
             assert img.format == "PNG"
-            assert img.size == (220 + CFG.card_images * (180 + 16) + 16, 180 + 30 + 32)
+            assert img.size == (220 + n * (180 + 16) + 16, 180 + 30 + 32)
             assert card.stat().st_size < 300_000
     cat = next(c for c in report.cards if c.name == "cat-1f408.png")
     with Image.open(cat) as img:
@@ -160,6 +193,16 @@ def test_cli_writes_a_report(
     assert (out / "index.html").is_file() and (out / "scores.npz").is_file()
     rc = main([*argv, "--backend", "torch", "--device", "cpu", "--no-progress"])
     assert rc == 0 and "0 scored, 14 from the cache" in capsys.readouterr().out
+    # --min-score: the least score shown; the tiny model's best score leaves every row empty.
+    best = max(e["top"][0]["score"] for e in data["emojis"])
+    rc = main([*argv, "--backend", "torch", "--no-progress", "--min-score", f"{best + 1e-4}"])
+    data = json.loads((out / "gallery.json").read_text(encoding="utf-8"))
+    assert rc == 0 and data["min_score"] == pytest.approx(best + 1e-4)
+    assert all(e["top"] == [] for e in data["emojis"])
+    assert all(im["emojis"] == [] for im in data["images"])
+    with pytest.raises(SystemExit):
+        main([*argv, "--min-score", "1.5"])
+    assert "--min-score: must be between 0.0 and 1.0, got 1.5" in capsys.readouterr().err
 
 
 def test_cli_rejects_a_missing_directory(
