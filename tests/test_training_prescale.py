@@ -76,3 +76,26 @@ def test_prescaled_images_are_what_training_reads(photo_dataset: Path) -> None:
     assert "prescaled/40" in ds.path(0).as_posix()
     x, y, i = ds[0]
     assert x.shape == (3, 32, 32) and y.sum() == 1 and i == 0
+
+
+def test_names_with_dots_keep_their_own_prescaled_file(tmp_path: Path) -> None:
+    """``king_jr._h_01.png`` and ``king_jr._h_02.png`` must not share ``king_jr.jpg``."""
+    root = tmp_path / "tree" / "🐱"
+    root.mkdir(parents=True)
+    colours = {"king_jr._h_01.png": "red", "king_jr._h_02.png": "blue"}
+    for name, colour in colours.items():
+        Image.new("RGB", (600, 400), colour).save(root / name)
+    report = Report()
+    posts, vocab = filter_posts(folder_posts(root.parent), FilterConfig(), report=report)
+    ds = tmp_path / "ds"
+    write_dataset(ds, posts, vocab, report, val_fraction=0.0, test_fraction=0.0)
+    prescale_dataset(ds, size=64, workers=1)
+    index = prescaled_index(ds, 64)
+    assert index is not None and len(set(index.values())) == 2
+    reds = [
+        Image.open(ds / path if not Path(path).is_absolute() else path)
+        .convert("RGB")
+        .getpixel((0, 0))
+        for path in sorted(index.values())
+    ]
+    assert {r[0] > 200 for r in reds} == {True, False}  # one red picture, one blue

@@ -41,19 +41,24 @@ class PrescaleResult:
     failed: int = 0
 
 
+def _named(stem: Path, suffix: str) -> Path:
+    """``stem`` + ``suffix`` (``with_suffix`` would cut names with dots: ``jr._h_01``)."""
+    return stem.with_name(stem.name + suffix)
+
+
 def prescale_image(src: Path, dst_stem: Path, size: int, quality: int = 90) -> tuple[str, Path]:
     """Resize ``src`` so its short side is ``size`` (never upscaled); returns (action, output path).
 
     JPEG sources decode in draft mode (DCT scaling), which is what makes large photos cheap.
     """
-    for existing in (dst_stem.with_suffix(".jpg"), dst_stem.with_suffix(src.suffix.lower())):
+    for existing in (_named(dst_stem, ".jpg"), _named(dst_stem, src.suffix.lower())):
         if existing.is_file():
             return "skipped", existing
     dst_stem.parent.mkdir(parents=True, exist_ok=True)
     with Image.open(src) as probe:
         w, h = probe.size
     if min(w, h) <= size:
-        dst = dst_stem.with_suffix(src.suffix.lower())
+        dst = _named(dst_stem, src.suffix.lower())
         tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
         try:
             os.link(src, tmp)
@@ -65,7 +70,7 @@ def prescale_image(src: Path, dst_stem: Path, size: int, quality: int = 90) -> t
     scale = size / min(img.size)
     new = (max(size, round(img.width * scale)), max(size, round(img.height * scale)))
     img = img.resize(new, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    dst = dst_stem.with_suffix(".jpg")
+    dst = _named(dst_stem, ".jpg")
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     img.save(tmp, format="JPEG", quality=quality)
     os.replace(tmp, dst)
