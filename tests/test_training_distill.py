@@ -65,6 +65,9 @@ def test_a_frozen_backbone_ships_as_a_head_only_release(frozen_run: Path) -> Non
     assert meta["base"]["weights"] == "imagenet" and len(meta["base"]["sha256"]) == 64
     model, info = load(release)
     assert info.source == "release" and model.preprocess.crop == "full"
+    # Validation keeps 0/1 labels: one true emoji per Fashion-MNIST photo, so P@5 <= 1/5.
+    metrics = json.loads((frozen_run / "metrics.json").read_text())
+    assert 0.0 < metrics["P@5"] <= 0.2
     trained, _ = load_checkpoint(frozen_run / "best.pt")
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from emojinet.preprocess import MAX_ASPECT_RATIO
 from training.errors import ManifestError
 from training.names import Lexicon, name_labels, parse_emojis
 from training.posts import Post
@@ -98,7 +99,8 @@ def skipped_names(root: Path) -> set[str]:
 
 
 def size_problem(path: Path) -> str | None:
-    """``too_small`` / ``too_large`` / ``unreadable_image`` from the PNG header, or None."""
+    """``too_small`` / ``too_large`` / ``too_narrow`` / ``unreadable_image`` from the PNG
+    header, or None. ``too_narrow``: a strip the product refuses to decode (over 20:1)."""
     try:
         with path.open("rb") as f:
             header = f.read(24)
@@ -109,6 +111,8 @@ def size_problem(path: Path) -> str | None:
     width, height = struct.unpack(">II", header[16:24])
     if max(width, height) < MIN_SIDE:
         return "too_small"
+    if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+        return "too_narrow"
     return "too_large" if width * height > MAX_PIXELS else None
 
 
@@ -116,8 +120,9 @@ def clipart_source(root: str | Path = ROOT, *, lexicon: Lexicon | None = None) -
     """Every usable picture under ``root``, labelled by its path (possibly with no emoji).
 
     Reading drops ``non_depiction_folder``, ``blank_or_misnamed``, ``too_small``,
-    ``too_large``, ``unreadable_image`` and ``duplicate`` (a byte-identical copy: its labels
-    join the first copy's). Posts are ``clipart/<relative path>``, keyed by content.
+    ``too_large``, ``too_narrow``, ``unreadable_image`` and ``duplicate`` (a byte-identical
+    copy: its labels join the first copy's). Posts are ``clipart/<relative path>``, keyed by
+    content.
 
     Raises:
         ManifestError: ``root`` is not a folder.

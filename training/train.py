@@ -158,7 +158,8 @@ class Splits:
     @classmethod
     def read(cls, args: argparse.Namespace) -> Splits:
         records, vocab = read_dataset(args.data)
-        train = select_split(records, "train", args.limit_train)
+        # Pictures with no label teach only through the teacher's soft labels.
+        train = select_split(records, "train", args.limit_train, unlabelled=args.distill_weight > 0)
         val = select_split(records, args.val_split, args.limit_val)
         doc_freq = [int(v) for v in targets_matrix(train, vocab).sum(0).tolist()]
         return cls(train, val, Vocabulary(vocab.emojis, tuple(doc_freq)))
@@ -209,7 +210,7 @@ def load_data(
                 dist_info=rt.dist,
             )
             targets = targets_matrix(records[i], vocab)
-            if args.distill_weight > 0:
+            if args.distill_weight > 0 and i == 0:  # soft labels teach; validation keeps 0/1
                 teacher = teacher_probs(model, feats, args.freeze_stages, device=rt.device)
                 targets = mix_targets(targets, teacher, args.distill_weight)
             datasets[i] = TensorItems(feats, targets)
