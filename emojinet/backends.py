@@ -24,7 +24,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from emojinet.checkpoint import atomic_write, model_digest
+from emojinet.artifacts import atomic_write
+from emojinet.checkpoint import model_digest
 from emojinet.errors import ConfigError, FeaturesUnavailableError
 from emojinet.model import EmojiNet
 

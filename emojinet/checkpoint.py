@@ -26,7 +26,6 @@ import torch
 from emojinet import __version__
 from emojinet.artifacts import (
     atomic_write,
-    file_sha256,
     read_release,
     release_paths,
     write_safetensors_release,
@@ -39,20 +38,15 @@ from emojinet.vocab import Vocabulary
 __all__ = [
     "BUILTIN_VOCAB",
     "ModelMeta",
-    "atomic_write",
     "backbone_digest",
     "export_release",
-    "file_sha256",
     "load",
     "load_checkpoint",
     "load_release",
     "model_digest",
-    "read_release",
-    "release_paths",
     "resolve_release",
     "save_checkpoint",
     "shipped_models",
-    "write_safetensors_release",
 ]
 
 FORMAT = "emojinet-release/1"

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from emojinet.checkpoint import read_release, write_safetensors_release
+from emojinet.artifacts import read_release, write_safetensors_release
 from emojinet.errors import CheckpointError
 from emojinet.gan import EmojiGAN, GanConfig
 from emojinet.vocab import Vocabulary

@@ -21,8 +21,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from emojinet.artifacts import atomic_write
 from emojinet.backends import OnnxBackend
-from emojinet.checkpoint import atomic_write
 from emojinet.model import EmojiNet
 from emojinet.vocab import Vocabulary
 from training.datasets import image_dataset, targets_matrix

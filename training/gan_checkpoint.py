@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from emojinet.checkpoint import atomic_write
+from emojinet.artifacts import atomic_write
 from emojinet.errors import CheckpointError
 from emojinet.gan import EmojiGAN
 from emojinet.gan_io import gan_from_state, save_gan

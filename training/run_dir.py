@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from emojinet.checkpoint import atomic_write
+from emojinet.artifacts import atomic_write
 from training.errors import ResumeError
 from training.utils import say
 
