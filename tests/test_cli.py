@@ -25,12 +25,17 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def default_run(photo_dir: Path) -> list[dict[str, object]]:
+def default_run(
+    photo_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> list[dict[str, object]]:
     """One CLI run of the default model over real photos plus two bad files."""
-    (photo_dir / "notes.txt").write_text("not an image")
-    (photo_dir / "empty.jpg").write_bytes(b"")
+    folder = tmp_path_factory.mktemp("cli")  # the shared photo folder stays as it is
+    for name in ("chelsea.jpg", "coffee.jpg", "rocket.jpg"):
+        (folder / name).write_bytes((photo_dir / name).read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "empty.jpg").write_bytes(b"")
     files = ["chelsea.jpg", "coffee.jpg", "notes.txt", "rocket.jpg", "empty.jpg", "missing.jpg"]
-    result = run_cli("suggest", *(str(photo_dir / f) for f in files), "--json", "--top-k", "5")
+    result = run_cli("suggest", *(str(folder / f) for f in files), "--json", "--top-k", "5")
     assert result.returncode == 1, result.stderr  # some files failed
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [Path(str(line["image"])).name for line in lines] == files  # one line per file, in order
