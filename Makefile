@@ -6,11 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
-# Debian packages: real demo photos, the emoji font for gallery images, Chromium for page tests.
-APT_PACKAGES := dataset-fashion-mnist fonts-noto-color-emoji chromium
+# Debian packages: real demo photos, the emoji font for gallery images, Chromium for page tests,
+# author-labelled clip art and CLDR keywords for the labelling and fine-tuned-model tests.
+APT_PACKAGES := dataset-fashion-mnist fonts-noto-color-emoji chromium openclipart-png \
+  unicode-cldr-core
+NPM_EMOJI ?= apple google twitter facebook
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup setup-dev system-deps serve test test-fast lint format bench bench-serve quality \
+.PHONY: help setup setup-dev system-deps npm-emoji serve test test-fast lint format bench bench-serve quality \
         concept-map data-emoji500 train-emoji500 \
         bench-loader loadtest docker-build demo screenshots clean
 
@@ -36,6 +39,16 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.stamp-run
 setup-dev: $(VENV)/.stamp-dev system-deps
+	@$(MAKE) --no-print-directory npm-emoji NPM_EMOJI=apple  # the emoji-picture tests
+
+# The vendors' 64 px emoji pictures and emoji.json from npm into data/npm/<vendor> (once each;
+# Debian's npm only where there is no npm: NodeSource's nodejs ships its own and conflicts).
+npm-emoji:
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory system-deps APT_PACKAGES=npm
+	@for v in $(NPM_EMOJI); do [ -f data/npm/$$v/package/emoji.json ] || { mkdir -p data/npm/$$v \
+	  && cd data/npm/$$v && npm pack -q emoji-datasource-$$v@16.0.0 >/dev/null \
+	  && tar xzf emoji-datasource-$$v-16.0.0.tgz --wildcards "package/img/$$v/64/*" \
+	  package/emoji.json && rm emoji-datasource-$$v-16.0.0.tgz && cd - >/dev/null; }; done
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -78,13 +91,10 @@ quality: setup-dev
 # Rebuild the built-in model's concept map, emojinet/data/concept_map.npz (developers only): WordNet,
 # CLDR keywords and the data sets from Debian, the vendors' emoji pictures from npm, then the
 # cross-validated knob search and the build (about 30 minutes on 2 cores the first time).
-NPM_EMOJI := apple google twitter facebook
 concept-map: setup-dev
 	@$(MAKE) --no-print-directory system-deps \
-	  APT_PACKAGES="wordnet-base unicode-cldr-core npm $(QUALITY_APT)"
-	@for v in $(NPM_EMOJI); do [ -d data/npm/$$v/package ] || { mkdir -p data/npm/$$v && cd data/npm/$$v \
-	  && npm pack -q emoji-datasource-$$v@16.0.0 >/dev/null && tar xzf emoji-datasource-$$v-16.0.0.tgz \
-	  --wildcards "package/img/$$v/64/*" package/emoji.json && cd - >/dev/null; }; done
+	  APT_PACKAGES="wordnet-base unicode-cldr-core $(QUALITY_APT)"
+	@$(MAKE) --no-print-directory npm-emoji
 	@[ -f data/eval/samples/set.json ] || $(BIN)/python scripts/build_eval_sets.py
 	$(BIN)/python scripts/tune_zeroshot.py
 	$(BIN)/python scripts/build_concept_map.py
@@ -93,14 +103,11 @@ concept-map: setup-dev
 # Debian's openclipart-png (weakly labelled by its file and folder names), Noto Color Emoji,
 # Fashion-MNIST and CLDR keywords; the four vendors' emoji pictures from npm into data/npm.
 # Writes data/emoji500 (7,912 pictures, 500 emojis; 20 s on 2 cores once everything is fetched).
-# (Debian's npm only where there is no npm: NodeSource's nodejs ships its own and conflicts.)
 EMOJI500_APT := openclipart-png fonts-noto-color-emoji dataset-fashion-mnist unicode-cldr-core
 data-emoji500: setup
 	@$(MAKE) --no-print-directory system-deps \
-	  APT_PACKAGES="$(EMOJI500_APT) $$(command -v npm >/dev/null || echo npm)"
-	@for v in $(NPM_EMOJI); do [ -d data/npm/$$v/package ] || { mkdir -p data/npm/$$v && cd data/npm/$$v \
-	  && npm pack -q emoji-datasource-$$v@16.0.0 >/dev/null && tar xzf emoji-datasource-$$v-16.0.0.tgz \
-	  --wildcards "package/img/$$v/64/*" package/emoji.json && cd - >/dev/null; }; done
+	  APT_PACKAGES="$(EMOJI500_APT)"
+	@$(MAKE) --no-print-directory npm-emoji
 	$(BIN)/emojinet prepare --clipart --holdout benchmarks/sets/openclipart.json --keep-unlabelled \
 	  --emoji-images $(addprefix data/npm/,$(NPM_EMOJI)) noto \
 	  --fashion-mnist --fashion-mnist-per-class 100 \

@@ -8,22 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, PAGE_TEST, TIMEOUT_MS
 from playwright.sync_api import expect
 
 from emojinet.gallery import GalleryConfig, build_gallery
 from emojinet.predictor import Predictor
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-TIMEOUT_MS = 15_000
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed (make system-deps installs it)",
-    ),
-]
+pytestmark = PAGE_TEST
 
 
 @pytest.fixture(scope="module")

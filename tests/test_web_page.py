@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, PAGE_TEST, TIMEOUT_MS
 from PIL import Image
 from playwright.sync_api import expect
 from service_helpers import EMOJIS, ThreadedServer
@@ -25,28 +26,11 @@ from emojinet.predictor import Predictor
 from service.app import create_app
 from service.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Debian's Chromium: playwright's own browser download does not work offline.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 MAX_BODY = 300_000
-TIMEOUT_MS = 15_000
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed (make system-deps installs it)",
-    ),
-]
+pytestmark = PAGE_TEST
 
 
 @pytest.fixture(scope="module")

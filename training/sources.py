@@ -11,7 +11,6 @@ a part per source. :func:`training.prepare.write_dataset` then writes the data s
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from collections import Counter
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from emojinet.vocab import Vocabulary, normalize_emoji
-from training.errors import ManifestError
+from training.errors import DataError, ManifestError
 from training.posts import Post
 from training.prepare import (
     FilterConfig,
@@ -31,6 +30,7 @@ from training.prepare import (
     image_problem,
     stable_hash,
 )
+from training.suggestions import load_set
 
 __all__ = [
     "MixConfig",
@@ -81,38 +81,30 @@ def content_key(path: Path) -> str:
 
 
 def read_holdout(path: str | Path, *, name: str = "holdout") -> Source:
-    """A JSON list of ``{"file", "accept"}`` (like ``benchmarks/sets/openclipart.json``): test
-    pictures labelled with their accepted emojis.
+    """A labelled set (:func:`training.suggestions.load_set`, like
+    ``benchmarks/sets/openclipart.json``): test pictures labelled with their accepted emojis.
 
     Raises:
         ManifestError: not such a list, or an ``accept`` entry that is not an emoji.
     """
-    path = Path(path)
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"cannot read the holdout {path}: {exc}") from exc
-    if not isinstance(entries, list):
-        raise ManifestError(f'{path}: expected a JSON list of {{"file", "accept"}} objects')
+        entries = load_set(path)
+    except DataError as exc:
+        raise ManifestError(f"cannot read the holdout: {exc}") from exc
     read = PrepareReport(read=len(entries))
     posts: list[Post] = []
     for i, entry in enumerate(entries):
-        if not (isinstance(entry, dict) and isinstance(entry.get("file"), str)):
-            raise ManifestError(f'{path}: entry {i} is not an object with a "file"')
-        accept = entry.get("accept")
-        if not isinstance(accept, list) or not all(isinstance(e, str) for e in accept):
-            raise ManifestError(f'{path}: entry {i} needs "accept", a list of emojis')
-        found = [normalize_emoji(e, fold_skin_tone=True) for e in accept]
+        found = [normalize_emoji(e, fold_skin_tone=True) for e in entry.accept]
         labels = list(dict.fromkeys(e for e in found if e is not None))
         if None in found or not labels:
-            raise ManifestError(f"{path}: entry {i} accepts {accept}: not all are emojis")
-        image = Path(entry["file"])
-        image = image if image.is_absolute() else path.parent / image
-        if not image.is_file():
-            read.drop("missing_image", str(image))
+            raise ManifestError(
+                f"{path}: entry {i} accepts {list(entry.accept)}: not all are emojis"
+            )
+        if not entry.path.is_file():
+            read.drop("missing_image", str(entry.path))
             continue
-        post = Post(f"{name}/{entry['file']}", image, labels=labels, split="test")
-        post.key = content_key(image)
+        post = Post(f"{name}/{entry.path}", entry.path, labels=labels, split="test")
+        post.key = content_key(entry.path)
         posts.append(post)
     return Source(name, posts, read, capped=False)
 
