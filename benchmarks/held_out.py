@@ -2,9 +2,10 @@
 
 Both models see the same held-out pictures (``--split test``: the author-labelled pictures no
 training run saw, ``emojinet prepare --holdout``) and are scored over the same vocabulary
-(the data set's): the zero-shot model is the built-in head restricted to that vocabulary, on
-the same pretrained backbone. Prints mAP (macro, micro), top-1/top-5 and the emojis each model
-ranks best and worst; writes ``benchmarks/results/held_out.json``.
+(the fine-tuned model's, which holds the data set's emojis): the zero-shot model is the
+built-in head over that vocabulary, on the same pretrained backbone. Prints mAP (macro,
+micro), top-1/top-5 and the emojis each model ranks best and worst; writes
+``benchmarks/results/held_out.json``.
 
     python benchmarks/held_out.py --model emoji500 --data data/emoji500
 """
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from emojinet.checkpoint import load  # noqa: E402
 from emojinet.model import EmojiNet, build_model  # noqa: E402
-from training.datasets import image_dataset, select_split  # noqa: E402
+from training.datasets import check_vocabulary, image_dataset, select_split  # noqa: E402
 from training.engine import evaluate  # noqa: E402
 from training.metrics import evaluate_scores  # noqa: E402
 from training.prepare import read_dataset  # noqa: E402
@@ -42,8 +43,9 @@ def zero_shot_like(model: EmojiNet) -> EmojiNet:
 
 def score(model: EmojiNet, data: Path, split: str, workers: int) -> dict[str, dict[str, Any]]:
     """Metrics over the whole split and per source (``clipart``, ``fashion-mnist`` …)."""
-    records, vocab = read_dataset(data)
-    chosen = select_split(records, split, None)
+    records, data_vocab = read_dataset(data)
+    check_vocabulary(model.vocab, data_vocab)
+    chosen, vocab = select_split(records, split, None), model.vocab
     loader = DataLoader(
         image_dataset(data, chosen, vocab, model.preprocess), batch_size=64, num_workers=workers
     )

@@ -34,6 +34,7 @@ from emojinet.errors import CheckpointError, VocabularyError
 from emojinet.model import EmojiNet, EmojiNetConfig, build_model
 from emojinet.preprocess import PreprocessConfig
 from emojinet.vocab import Vocabulary
+from emojinet.zeroshot import concept_map_digest
 
 __all__ = [
     "BUILTIN_VOCAB",
@@ -262,8 +263,15 @@ def export_release(
         if model.cfg.weights == "none":
             raise CheckpointError("a head-only release needs a pretrained backbone, not 'none'")
         meta["base"] = {"weights": model.cfg.weights, "sha256": backbone_digest(model)}
-        state = {k: v for k, v in state.items() if not k.startswith("backbone.")}
+        if model.cfg.head == "residual":  # its zero-shot part comes from the installed package
+            meta["base"]["concept_map_sha256"] = concept_map_digest()
+        state = {k: v for k, v in state.items() if not k.startswith(_BASE_PREFIXES)}
     return write_safetensors_release(path, state, meta)
+
+
+#: What a head-only release leaves out: the pretrained backbone and a residual head's zero-shot
+#: part, both rebuilt at load from what is installed and checked by sha256.
+_BASE_PREFIXES = ("backbone.", "head.zeroshot.")
 
 
 def backbone_digest(model: EmojiNet) -> str:
@@ -300,14 +308,21 @@ def _rebuild_on_base(
     source: Path,
     base: dict[str, Any],
 ) -> EmojiNet:
-    """A head-only release on the pretrained backbone it names (checked by sha256)."""
+    """A head-only release on the pretrained backbone it names (checked by sha256); a residual
+    head's zero-shot part is rebuilt from the installed concept map (checked the same way)."""
     model = build_model(cfg, vocab, pretrained=True)
     if backbone_digest(model) != base.get("sha256"):
         raise CheckpointError(
             f"{source} was trained on other {cfg.backbone} weights ({cfg.weights!r}) than the "
             "ones installed here: reinstall the package that provides them, or retrain"
         )
-    full = {f"backbone.{k}": v for k, v in model.backbone.state_dict().items()}
+    concept_map = base.get("concept_map_sha256")
+    if concept_map is not None and concept_map_digest() != concept_map:
+        raise CheckpointError(
+            f"{source} was trained on another zero-shot concept map than the one installed "
+            "here: install the EmojiNet version it names, or retrain"
+        )
+    full = {k: v for k, v in model.state_dict().items() if k.startswith(_BASE_PREFIXES)}
     _load_state(model, {**full, **state}, source)
     return model
 

@@ -21,9 +21,9 @@ from emojinet.errors import ConfigError
 from emojinet.preprocess import PreprocessConfig
 from emojinet.vocab import Vocabulary
 
-__all__ = ["EmojiNet", "EmojiNetConfig", "build_model"]
+__all__ = ["EmojiNet", "EmojiNetConfig", "LinearHead", "ResidualHead", "build_model"]
 
-HeadKind = Literal["linear", "zeroshot"]
+HeadKind = Literal["linear", "zeroshot", "residual"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,9 @@ class EmojiNetConfig:
     Attributes:
         backbone: a name from :func:`emojinet.backbones.list_backbones`.
         head: ``"zeroshot"`` maps ImageNet classes to emojis by text similarity (no training);
-            ``"linear"`` is a trainable multi-label layer.
+            ``"linear"`` is a trainable multi-label layer; ``"residual"`` is the zero-shot head
+            plus a trained linear correction of its logits (zero at the start, so training
+            begins from the zero-shot model and weight decay pulls back towards it).
         weights: backbone weights at build time: ``"imagenet"``, ``"none"`` or a file path.
         vocab: ``"default"`` (top-500), ``"all"`` or a vocabulary file; only used when
             :func:`build_model` is not given a vocabulary.
@@ -54,8 +56,10 @@ class EmojiNetConfig:
     preprocess: PreprocessConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.head not in ("linear", "zeroshot"):
-            raise ConfigError(f"unknown head {self.head!r}; choose 'linear' or 'zeroshot'")
+        if self.head not in ("linear", "zeroshot", "residual"):
+            raise ConfigError(
+                f"unknown head {self.head!r}; choose 'linear', 'zeroshot' or 'residual'"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +130,43 @@ class LinearHead(nn.Module):
         return logits
 
 
+class ResidualHead(nn.Module):
+    """A fixed zero-shot head plus a trained correction: ``zeroshot(f) + fc(dropout(f))``.
+
+    The correction starts at zero, so an untrained head is exactly the zero-shot model; training
+    moves only the emojis and pictures the labels speak about, and whatever they do not cover
+    (photographs, when the labelled pictures are clip art) keeps the zero-shot answers.
+    """
+
+    def __init__(self, zeroshot: nn.Module, num_features: int, num_emojis: int, dropout: float):
+        super().__init__()
+        self.zeroshot = zeroshot  # buffers only: nothing in it is trained
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(num_features, num_emojis)
+        with torch.no_grad():
+            self.fc.weight.zero_()
+            self.fc.bias.zero_()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        base: torch.Tensor = self.zeroshot(features)  # (N, V) calibrated zero-shot logits
+        correction: torch.Tensor = self.fc(self.drop(features))  # (N, V)
+        return base + correction
+
+
+def _zeroshot_head(backbone: Backbone, vocab: Vocabulary, pretrained: bool) -> nn.Module:
+    """The zero-shot head for ``vocab`` (an all-zero skeleton when not ``pretrained``)."""
+    from emojinet.zeroshot import ZeroShotHead
+
+    if not pretrained:
+        return ZeroShotHead.skeleton(backbone.num_features, len(vocab))
+    if backbone.imagenet_head is None:
+        raise ConfigError(
+            "the zero-shot head needs the backbone's ImageNet classifier: build it with "
+            "weights='imagenet' or a weights file that includes the classifier"
+        )
+    return ZeroShotHead.from_backbone(backbone, vocab)
+
+
 def build_model(
     cfg: EmojiNetConfig, vocab: Vocabulary | None = None, *, pretrained: bool = True
 ) -> EmojiNet:
@@ -140,18 +181,12 @@ def build_model(
     backbone = get_backbone(cfg.backbone, weights=cfg.weights if pretrained else "none")
     head: nn.Module
     crop = "center"
-    if cfg.head == "zeroshot":
-        from emojinet.zeroshot import ZeroShotHead, shipped_crop
+    if cfg.head in ("zeroshot", "residual"):
+        from emojinet.zeroshot import shipped_crop
 
-        if not pretrained:
-            head = ZeroShotHead.skeleton(backbone.num_features, len(vocab))
-        elif backbone.imagenet_head is None:
-            raise ConfigError(
-                "the zero-shot head needs the backbone's ImageNet classifier: build it with "
-                "weights='imagenet' or a weights file that includes the classifier"
-            )
-        else:
-            head = ZeroShotHead.from_backbone(backbone, vocab)
+        head = _zeroshot_head(backbone, vocab, pretrained)
+        if cfg.head == "residual":
+            head = ResidualHead(head, backbone.num_features, len(vocab), cfg.dropout)
         # The concept map's knobs were chosen for this view of the picture (whole or centre).
         crop = shipped_crop()
     else:

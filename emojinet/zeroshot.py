@@ -20,6 +20,7 @@ nor the text model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -44,6 +45,7 @@ __all__ = [
     "ZeroShotHead",
     "ZeroShotParams",
     "affinity_matrix",
+    "concept_map_digest",
     "emoji_embeddings",
     "frequency_prior",
     "shipped_crop",
@@ -106,6 +108,13 @@ def _concept_map() -> _ConceptMap:
         ),
         params=json.loads(str(arrays["params"].reshape(-1)[0])),
     )
+
+
+@cache
+def concept_map_digest() -> str:
+    """sha256 of the shipped concept map file (what a residual head was trained against)."""
+    data = resources.files("emojinet.data").joinpath(CONCEPT_MAP_FILE).read_bytes()
+    return hashlib.sha256(data).hexdigest()
 
 
 def shipped_crop() -> str:

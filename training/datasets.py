@@ -54,8 +54,9 @@ def select_split(
 
 
 def check_vocabulary(model_vocab: Vocabulary, data_vocab: Vocabulary) -> None:
-    """A model only scores the data set it was trained on: same emojis, same order."""
-    if list(model_vocab.emojis) != list(data_vocab.emojis):
+    """A model only scores the data set it was trained on: its emojis first, in order (a model
+    trained with ``--vocab all`` answers over more emojis after them)."""
+    if list(model_vocab.emojis[: len(data_vocab)]) != list(data_vocab.emojis):
         raise DataError(
             f"the model's vocabulary ({len(model_vocab)} emojis) differs from the data set's "
             f"({len(data_vocab)}): use the data set the model was trained on"

@@ -77,10 +77,11 @@ def write_plots(
 def held_out(
     model: EmojiNet, data: str | Path, split: str, limit: int | None
 ) -> tuple[list[DatasetRecord], Vocabulary]:
-    """The ``split`` records of a prepared data set, checked against the model's vocabulary."""
+    """The ``split`` records of a prepared data set, checked against the model's vocabulary
+    (which is returned: scores and targets are over every emoji the model answers with)."""
     records, vocab = read_dataset(data)
     check_vocabulary(model.vocab, vocab)
-    return select_split(records, split, limit), vocab
+    return select_split(records, split, limit), model.vocab
 
 
 def evaluate_model(

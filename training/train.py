@@ -69,6 +69,18 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="efficientnet_lite0")
     p.add_argument("--weights", default="imagenet", help="imagenet, none or a state-dict file")
     p.add_argument(
+        "--head",
+        choices=["linear", "residual"],
+        default="linear",
+        help="residual: the zero-shot head + a trained correction (starts equal to it)",
+    )
+    p.add_argument(
+        "--vocab",
+        choices=["data", "all"],
+        default="data",
+        help="all: answer over every emoji the built-in model knows, not only the data's",
+    )
+    p.add_argument(
         "--input-size", type=int, default=None, help="crop size (default: the backbone's)"
     )
     p.add_argument(
@@ -158,6 +170,8 @@ class Splits:
     @classmethod
     def read(cls, args: argparse.Namespace) -> Splits:
         records, vocab = read_dataset(args.data)
+        if getattr(args, "vocab", "data") == "all":  # the data's emojis + the built-in model's
+            vocab = Vocabulary((*vocab.emojis, *(e for e in Vocabulary.all() if e not in vocab)))
         # Pictures with no label teach only through the teacher's soft labels.
         train = select_split(records, "train", args.limit_train, unlabelled=args.distill_weight > 0)
         val = select_split(records, args.val_split, args.limit_val)
@@ -351,19 +365,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     while state.epoch < args.epochs:
         stats = train_one_epoch(
-            ddp_model,
-            criterion,
-            optimizer,
-            scheduler,
-            data.train_loader,
-            rt.device,
-            state,
-            frozen=frozen,
-            scaler=scaler,
-            channels_last=rt.channels_last,
-            on_step=on_step,
+            ddp_model, criterion, optimizer, scheduler, data.train_loader, rt.device, state,
+            frozen=frozen, scaler=scaler, channels_last=rt.channels_last, on_step=on_step,
             progress=rt.progress,
-        )
+        )  # fmt: skip
         if rt.dist.is_main:
             metrics, _, _ = evaluate(
                 trainable, data.val_loader, rt.device, list(splits.vocab.emojis),

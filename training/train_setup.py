@@ -120,9 +120,11 @@ def build_classifier(
         return model, ckpt
     cfg = EmojiNetConfig(
         backbone=args.backbone,
-        head="linear",
+        head=getattr(args, "head", "linear"),
         weights=args.weights,
-        vocab=str(Path(args.data) / "vocab.json"),
+        vocab="all"
+        if getattr(args, "vocab", "data") == "all"
+        else str(Path(args.data) / "vocab.json"),
         dropout=args.dropout,
         name=args.name or f"emojinet-{args.backbone}-{Path(args.data).name}",
     )
