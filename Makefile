@@ -114,9 +114,9 @@ data-emoji500: setup
 	  --top-n 500 --max-per-emoji 40 --test-fraction 0 --out data/emoji500
 
 # The 500-emoji model: a residual head (the zero-shot head + a trained correction, over all its
-# emojis) on the frozen EfficientNet-Lite0 (its stages run once
-# and are cached), the exp-smoothed frequency weights, the zero-shot model's soft labels mixed in;
-# exported without backbone or zero-shot part (9.9 MB) and compared with the zero-shot model on the held-out pictures.
+# emojis) on the frozen EfficientNet-Lite0 (its stages run once and are cached), the exp-smoothed
+# frequency weights, the zero-shot model's soft labels mixed in; exported without the backbone
+# or the zero-shot part (9.9 MB) and compared with the zero-shot model on the held-out pictures.
 # Resumable: after a kill, `make train-emoji500` again goes on from runs/emoji500/checkpoint.pt.
 # Ship it with: cp runs/emoji500/emoji500.* emojinet/data/models/
 EMOJI500_TRAIN := --data data/emoji500 --output-dir runs/emoji500 --backbone efficientnet_lite0 \
