@@ -14,11 +14,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emojinet.cli_args import VOCAB_HELP, add_model_args, float_range, int_range
+from emojinet import __version__
+from emojinet.cli_args import VOCAB_HELP, Parser, add_model_args, float_range, int_range
 from emojinet.errors import EmojiNetError
 
 if TYPE_CHECKING:
+    from emojinet.gan_head import GanHead
     from emojinet.predictor import Prediction, Predictor
+    from emojinet.sampling import Distribution
 
 __all__ = ["build_parser", "main"]
 
@@ -27,6 +30,9 @@ log = logging.getLogger("emojinet")
 #: Entry-point group of subcommand providers: each entry is a ``register(subparsers)`` function
 #: that adds parsers and sets ``func`` on them (see ``pyproject.toml``).
 COMMANDS_GROUP = "emojinet.commands"
+
+#: Optional dependencies, by top-level module, and the extra that installs them.
+EXTRAS = {"matplotlib": "train", "sklearn": "train"}
 
 
 def _cmd_suggest(args: argparse.Namespace) -> int:
@@ -69,35 +75,46 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
 
 
 def _print_prediction(
-    args: argparse.Namespace, path: str, prediction: Prediction, predictor: Predictor, gan: Any
+    args: argparse.Namespace,
+    path: str,
+    prediction: Prediction,
+    predictor: Predictor,
+    gan: GanHead | None,
 ) -> None:
-    """The suggestions (and with ``--distribution`` the sampled distribution) of one image."""
-    suggestions = prediction.suggestions
+    """One image's suggestions (and with ``--distribution`` its sampled distribution): with
+    ``--json`` one line, ``{"image", "emojis"[, "distribution"]}``; else a small table."""
+    dist = _distribution(args, prediction, predictor, gan) if args.distribution else None
     if args.json:
-        emojis = [
-            {"emoji": s.emoji, "name": s.name, "score": round(s.score, 6)} for s in suggestions
-        ]
-        print(json.dumps({"image": str(path), "emojis": emojis}, ensure_ascii=False))
-    else:
-        print(f"{path}")
-        for s in suggestions:
-            print(f"  {s.emoji}  {s.score:6.3f}  {s.name}")
-    if not args.distribution:
+        line: dict[str, Any] = {
+            "image": str(path),
+            "emojis": [
+                {"emoji": s.emoji, "name": s.name, "score": round(s.score, 6)}
+                for s in prediction.suggestions
+            ],
+        }
+        if dist is not None:
+            line["distribution"] = dist.to_dict()
+        print(json.dumps(line, ensure_ascii=False))
         return
-    from emojinet.sampling import sample_distribution
+    print(f"{path}")
+    for s in prediction.suggestions:
+        print(f"  {s.emoji}  {s.score:6.3f}  {s.name}")
+    if dist is not None:
+        print(dist.format())
 
+
+def _distribution(
+    args: argparse.Namespace, prediction: Prediction, predictor: Predictor, gan: GanHead | None
+) -> Distribution:
+    """``-n`` draws from the EmojiGAN head (``--gan``) or the classifier's scores."""
     if gan is not None:
         assert prediction.features is not None  # asked for with features=True
-        dist = gan.distribution(prediction.features, n=args.n, seed=args.seed)
-    else:
-        dist = sample_distribution(
-            prediction.probs,
-            predictor.vocab,
-            n=args.n,
-            temperature=args.temperature,
-            seed=args.seed,
-        )
-    print(json.dumps(dist.to_dict(), ensure_ascii=False) if args.json else dist.format())
+        return gan.distribution(prediction.features, n=args.n, seed=args.seed)
+    from emojinet.sampling import sample_distribution
+
+    return sample_distribution(
+        prediction.probs, predictor.vocab, n=args.n, temperature=args.temperature, seed=args.seed
+    )
 
 
 def _report_error(args: argparse.Namespace, path: str, message: str) -> None:
@@ -131,20 +148,38 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emojinet", description="Suggest emojis for photos.")
+    """The whole command line. Cheap: no torch, no training code (they load when a command runs)."""
+    parser = Parser(prog="emojinet", description="Suggest emojis for photos.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("suggest", help="suggest emojis for image files")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top-k", type=int_range(1, 50), default=5)
-    p.add_argument("--threshold", type=float_range(0.0, 1.0), default=None)
+    p.add_argument("--top-k", type=int_range(1, 50), default=5, help="suggestions per image")
+    p.add_argument(
+        "--threshold",
+        type=float_range(0.0, 1.0),
+        default=None,
+        help="leave out suggestions scoring less (default: none left out)",
+    )
     add_model_args(p)
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON object per image and line: {"image", "emojis"[, "distribution"]}',
+    )
     p.add_argument("--distribution", action="store_true", help="also sample the emoji distribution")
     p.add_argument("-n", type=int_range(1, 1000), default=50, help="draws for --distribution")
-    p.add_argument("--temperature", type=float_range(0.01, 100.0), default=1.0)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--temperature",
+        type=float_range(0.01, 100.0),
+        default=1.0,
+        help="sharpen (<1) or flatten (>1) the scores for --distribution",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed for --distribution (default: random)"
+    )
     p.add_argument(
         "--gan",
         default=None,
@@ -159,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default=None, help="release artifact or checkpoint (default: built-in)"
     )
     p.add_argument("--vocab", default=None, help=VOCAB_HELP)
-    p.add_argument("--atol", type=float, default=1e-4)
+    p.add_argument("--atol", type=float, default=1e-4, help="largest |onnx - torch| allowed")
     p.set_defaults(func=_cmd_export)
 
     from emojinet import gallery_cli
@@ -194,6 +229,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except EmojiNetError as exc:
         print(f"emojinet: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"emojinet {args.command}: needs {exc.name}: pip install 'emojinet[{extra}]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

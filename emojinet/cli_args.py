@@ -1,4 +1,4 @@
-"""Argument types and option groups shared by the ``emojinet`` subcommands."""
+"""Argument types, option groups and the parser class shared by the ``emojinet`` subcommands."""
 
 from __future__ import annotations
 
@@ -6,12 +6,39 @@ import argparse
 import os
 from collections.abc import Callable
 
-__all__ = ["VOCAB_HELP", "add_model_args", "comma_list", "float_range", "int_range"]
+__all__ = [
+    "VOCAB_HELP",
+    "Parser",
+    "add_model_args",
+    "comma_list",
+    "float_range",
+    "int_range",
+]
 
 VOCAB_HELP = (
     "built-in model vocabulary: all (every current emoji; the default), "
     "default (the 500 most used) or a vocabulary file"
 )
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose help shows each option's default, unless it has none
+    (None, a flag's False) or its help already says it; subparsers are made of it too."""
+
+    def format_help(self) -> str:
+        for action in self._actions:  # argument groups' too
+            default = action.default
+            text = action.help or ""
+            hidden = (
+                default is None
+                or default is False
+                or default is argparse.SUPPRESS
+                or text == argparse.SUPPRESS
+                or "default" in text
+            )
+            if action.option_strings and not hidden:
+                action.help = f"{text} (default: %(default)s)".lstrip()
+        return super().format_help()
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -20,8 +47,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "--model", default=None, help="release artifact or checkpoint (default: built-in)"
     )
     p.add_argument("--vocab", default=None, help=VOCAB_HELP)
-    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="torch")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        default="auto",
+        help="auto: torch on a GPU, else ONNX Runtime (several times faster on a CPU)",
+    )
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda[:N]")
     p.add_argument(
         "--deny",
         type=comma_list,
@@ -42,6 +74,7 @@ def int_range(lo: int, hi: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {v}")
         return v
 
+    parse.__name__ = "int"  # argparse's message: "invalid int value: 'x'"
     return parse
 
 
@@ -52,4 +85,5 @@ def float_range(lo: float, hi: float) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {v}")
         return v
 
+    parse.__name__ = "float"
     return parse

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from emojinet.cli_args import Parser
+
 __all__ = ["register"]
 
 
@@ -39,7 +41,8 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    """Add ``gallery`` to ``emojinet``'s subcommands."""
     from emojinet.cli_args import add_model_args, float_range, int_range
 
     p = sub.add_parser(

@@ -1,33 +1,15 @@
-"""``emojinet serve``: one uvicorn process, one worker, one device.
+"""``emojinet serve``: its options; the server itself is :mod:`service.server`.
 
-SIGTERM drains, and the process exits within ``EMOJINET_DRAIN_TIMEOUT_S`` (+ about 1 s):
-``/readyz`` turns 503 and new ``/suggest`` requests get 503 at once; the listener stays open for
-``EMOJINET_DRAIN_GRACE_S`` so a load balancer sees the instance leave; accepted requests are
-answered until the drain timeout, and then whatever still waits (a body still arriving, an image
-not yet decoded or run) is answered 503; uvicorn closes the connections, the lifespan flushes
-the CloudWatch buffer (for at most 0.4 s), and the process exits. A second signal skips the wait.
+Cheap to import (``emojinet --help`` registers it): uvicorn and the settings load when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import signal
-import socket
 import sys
-from types import FrameType
 from typing import Any
 
-import uvicorn
-from pydantic import ValidationError
-
-from service.protocol import protocol_class
-from service.settings import Settings
-
-__all__ = ["register", "serve"]
-
-log = logging.getLogger("service.cli")
+__all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
@@ -44,12 +26,27 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--gan-model", default=None, help="EmojiGAN artifact for head=gan (EMOJINET_GAN_MODEL)"
     )
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
-    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None)
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=None,
+        help="EMOJINET_DEVICE, auto: a GPU if there is one",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        default=None,
+        help="EMOJINET_BACKEND, auto: torch on a GPU, else ONNX Runtime",
+    )
     p.set_defaults(func=_cmd_serve)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from service.server import serve
+    from service.settings import Settings
+
     keys = ("host", "port", "model", "gan_model", "device", "backend")
     given = {k: getattr(args, k) for k in keys}
     try:
@@ -62,81 +59,3 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print(f"emojinet serve: {name}: {msg}", file=sys.stderr)
         return 2
     return serve(settings)
-
-
-def serve(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT; 1 if the model failed to load, else 0."""
-    from service.app import create_app
-
-    level = settings.log_level.upper()
-    for name in ("service", "emojinet"):
-        logging.getLogger(name).setLevel(level)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    server: _DrainingServer | None = None
-
-    def on_load_failure() -> None:
-        if server is not None:
-            server.should_exit = True
-
-    app = create_app(settings, on_load_failure=on_load_failure)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        workers=1,  # the device lock is per process: one worker per device
-        log_level=settings.log_level.lower(),
-        timeout_keep_alive=int(settings.timeout_keep_alive_s),
-        limit_concurrency=settings.max_connections,
-        # The drain has answered everything by now (see the module docstring); what uvicorn
-        # waits for here is connections closing.
-        timeout_graceful_shutdown=1,
-        http=protocol_class(settings.header_timeout_s, app.state.door),
-        ws="none",
-        lifespan="on",
-        server_header=False,
-    )
-    server = _DrainingServer(config, settings)
-    server.run()
-    state = getattr(app.state, "service", None)
-    if state is not None and state.load_error:
-        log.error("exiting: the model failed to load: %s", state.load_error)
-        return 1
-    return 0
-
-
-class _DrainingServer(uvicorn.Server):
-    """uvicorn's Server with a drain phase before its own shutdown (see the module docstring)."""
-
-    def __init__(self, config: uvicorn.Config, settings: Settings) -> None:
-        super().__init__(config)
-        self.settings = settings
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._drain: asyncio.Task[None] | None = None
-
-    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        # A signal handler: runs between bytecodes, so only hand the work to the loop.
-        if self._loop is None or self._drain is not None or self.should_exit:
-            super().handle_exit(sig, frame)  # a second signal (or no loop yet): stop now
-            return
-        self._loop.call_soon_threadsafe(self._start_drain, sig)
-
-    def _start_drain(self, sig: int) -> None:
-        if self._drain is None:
-            self._drain = asyncio.get_running_loop().create_task(self._drain_then_exit(sig))
-
-    async def _drain_then_exit(self, sig: int) -> None:
-        state = getattr(getattr(self.config.app, "state", None), "service", None)
-        try:
-            if state is not None:
-                log.info("%s: draining before shutdown", signal.Signals(sig).name)
-                state.begin_drain()  # the drain timeout counts from here, grace included
-                await asyncio.sleep(self.settings.drain_grace_s)
-                await state.drain_then_cut()
-        finally:
-            super().handle_exit(sig, None)

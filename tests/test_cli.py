@@ -105,8 +105,9 @@ def test_table_output_and_threshold(
         "--top-k", "50", "--json", *deny,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    suggested, dist = (json.loads(line) for line in result.stdout.splitlines())
+    (suggested,) = (json.loads(line) for line in result.stdout.splitlines())  # one line per image
     assert {e["emoji"] for e in suggested["emojis"]} == {"🚀", "🌸", "😂"}
+    dist = suggested["distribution"]
     assert dist["n"] == 300 and not {"🐱", "☕"} & set(dist["samples"])
 
 

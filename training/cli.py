@@ -6,17 +6,50 @@ Registered by ``emojinet.cli``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 __all__ = ["register"]
 
-# Spinning OpenMP threads slow training down several-fold on a shared CPU: let them yield.
-# Takes effect only if torch is not loaded yet (this module imports it lazily).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+Command = Callable[[argparse.Namespace], int]
+
+
+def _training_command(cmd: Command) -> Command:
+    """``cmd`` with OpenMP threads that yield, unless the user set ``OMP_WAIT_POLICY``.
+
+    Spinning OpenMP threads slow training down several-fold on a shared CPU. Set only when a
+    training command runs (before it imports torch), so ``emojinet serve`` is left as it is.
+    """
+
+    @functools.wraps(cmd)
+    def run(args: argparse.Namespace) -> int:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        return cmd(args)
+
+    return run
+
+
+def _plots_possible(command: str, modules: tuple[str, ...]) -> bool:
+    """Whether ``modules`` (the plots' extra) import; if not, a one-line note says so."""
+    missing = []
+    for name in modules:
+        try:
+            import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        _out(
+            f"emojinet {command}: no plots: {', '.join(missing)} not installed "
+            "(pip install 'emojinet[train]')",
+            file=sys.stderr,
+        )
+    return not missing
 
 
 def _out(*parts: object, file: Any = None) -> None:
@@ -142,6 +175,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.distribution:
         return _cmd_evaluate_distribution(args)
 
+    plots = _plots_possible("evaluate", ("matplotlib",))
     m = evaluate_model(
         args.model,
         args.data,
@@ -151,11 +185,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
         limit=args.limit,
         export=args.export,
+        plots=plots,
         progress=sys.stderr.isatty(),
     )
     shown: dict[str, Any] = {k: v for k, v in m.items() if isinstance(v, float | int)}
     _out(json.dumps(shown, indent=1))
-    _out(f"wrote {Path(args.out) / 'metrics.json'} and plots")
+    _out(f"wrote {Path(args.out) / 'metrics.json'}" + (" and plots" if plots else ""))
     if args.export:
         _out(f"exported release {args.export}")
     return 0
@@ -164,6 +199,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_evaluate_distribution(args: argparse.Namespace) -> int:
     from training.distribution_eval import evaluate_distribution
 
+    plots = _plots_possible("evaluate", ("matplotlib", "sklearn"))
     m = evaluate_distribution(
         args.model,
         args.data,
@@ -175,10 +211,11 @@ def _cmd_evaluate_distribution(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         workers=args.workers,
+        plots=plots,
         progress=sys.stderr.isatty(),
     )
     _out(json.dumps(m, ensure_ascii=False, indent=1))
-    _out(f"wrote {Path(args.out) / 'distribution.json'} and plots")
+    _out(f"wrote {Path(args.out) / 'distribution.json'}" + (" and plots" if plots else ""))
     return 0
 
 
@@ -208,6 +245,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add the training subcommands to ``emojinet``'s subparsers."""
     from emojinet.cli_args import float_range, int_range
+    from training.options import gan_args_parser, train_args_parser
 
     p = sub.add_parser(
         "prepare",
@@ -294,43 +332,41 @@ def register(sub: Any) -> None:
         default=None,
         help="use only the first N posts of a manifest or folder (per split for Fashion-MNIST)",
     )
-    p.set_defaults(func=_cmd_prepare)
+    p.set_defaults(func=_training_command(_cmd_prepare))
 
     p = sub.add_parser("prescale", help="resize a data set's images once to the training size")
     p.add_argument("--data", required=True)
     p.add_argument(
         "--size", type=int, required=True, help="short side in pixels (the train resize size)"
     )
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument(
+        "--workers", type=int_range(1, 256), default=None, help="processes (default: all cores)"
+    )
     p.add_argument("--quality", type=int, default=90, help="JPEG quality")
-    p.set_defaults(func=_cmd_prescale)
-
-    from training.train import get_args_parser
+    p.set_defaults(func=_training_command(_cmd_prescale))
 
     p = sub.add_parser(
         "train",
         help="fine-tune a backbone on a prepared data set",
-        parents=[get_args_parser(add_help=False)],
+        parents=[train_args_parser(add_help=False)],
     )
-    p.set_defaults(func=_cmd_train)
-
-    from training.gan import get_args_parser as gan_args_parser
+    p.set_defaults(func=_training_command(_cmd_train))
 
     p = sub.add_parser(
         "train-gan",
         help="train the EmojiGAN head (conditional WGAN-GP) on a classifier's features",
         parents=[gan_args_parser(add_help=False)],
     )
-    p.set_defaults(func=_cmd_train_gan)
+    p.set_defaults(func=_training_command(_cmd_train_gan))
 
     p = sub.add_parser("evaluate", help="metrics.json and plots for a checkpoint or release")
     p.add_argument("--model", required=True, help="checkpoint (.pt) or release artifact")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--out", required=True, help="folder for metrics.json and the plots")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--batch-size", type=int_range(1, 1 << 16), default=128)
+    p.add_argument("--workers", type=int_range(0, 256), default=2, help="data-loading processes")
+    p.add_argument("--limit", type=int_range(1, 10**9), default=None, help="the first N images")
     p.add_argument(
         "--export", default=None, metavar="PATH", help="also export the model as a release here"
     )
@@ -343,14 +379,14 @@ def register(sub: Any) -> None:
     dist.add_argument("--gan", default=None, help="an EmojiGAN release to evaluate too")
     dist.add_argument("-n", type=int, default=50, help="draws per image")
     dist.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_cmd_evaluate)
+    p.set_defaults(func=_training_command(_cmd_evaluate))
 
     p = sub.add_parser("bench", help="ms per forward and forward+backward, per backbone")
     p.add_argument("--backbones", nargs="+", default=["efficientnet_lite0", "resnet18", "resnet50"])
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int_range(1, 1 << 16), default=16)
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="also write the results here")
-    p.set_defaults(func=_cmd_bench)
+    p.set_defaults(func=_training_command(_cmd_bench))

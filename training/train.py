@@ -39,13 +39,13 @@ from training.errors import TrainingError
 from training.features import Tail, TensorItems, cached_stage_outputs
 from training.metrics import scalars
 from training.optim import make_scheduler, param_groups
-from training.options import trainer_parser
+from training.options import train_args_parser as get_args_parser
 from training.prepare import DatasetRecord, read_dataset
 from training.run_dir import RunDir
 from training.train_checkpoint import TrainState, restore_training, save_training
 from training.train_setup import Runtime, build_classifier, check_args
 from training.utils import run_script, seed_everything
-from training.weights import WEIGHT_SCHEMES, emoji_loss_weights
+from training.weights import emoji_loss_weights
 
 __all__ = [
     "evaluate",
@@ -61,99 +61,6 @@ log = logging.getLogger(__name__)
 VAL_METRICS = ("mAP_macro", "mAP_micro", "top1", "top5")
 TRAIN_STATS = ("train_loss", "lr", "images_per_s", "epoch_s")  # from train_one_epoch
 SUMMARY_FIELDS = ("epoch", "step", *TRAIN_STATS, *(f"val_{k}" for k in VAL_METRICS))
-
-
-def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    about = "Fine-tune EmojiNet on a prepared data set"
-    p = trainer_parser("emojinet train", about, output_dir="runs/emojinet", add_help=add_help)
-    p.add_argument("--backbone", default="efficientnet_lite0")
-    p.add_argument("--weights", default="imagenet", help="imagenet, none or a state-dict file")
-    p.add_argument(
-        "--head",
-        choices=["linear", "residual"],
-        default="linear",
-        help="residual: the zero-shot head + a trained correction (starts equal to it)",
-    )
-    p.add_argument(
-        "--vocab",
-        choices=["data", "all"],
-        default="data",
-        help="all: answer over every emoji the built-in model knows, not only the data's",
-    )
-    p.add_argument(
-        "--input-size", type=int, default=None, help="crop size (default: the backbone's)"
-    )
-    p.add_argument(
-        "--resize-size",
-        type=int,
-        default=None,
-        help="resize before the crop (default: input size × 8/7)",
-    )
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64, help="per process")
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the head")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument(
-        "--warmup-epochs", type=float, default=0.5, help="linear warm-up, then cosine decay"
-    )
-    p.add_argument(
-        "--lr-decay",
-        type=float,
-        default=0.5,
-        help="layer-wise multiplier: stage i of S trains at lr × decay^(S-i)",
-    )
-    p.add_argument(
-        "--freeze-stages", type=int, default=0, help="freeze the first N backbone stages"
-    )
-    p.add_argument(
-        "--cache-features",
-        action="store_true",
-        help="run the frozen stages once and cache their outputs (no augmentation)",
-    )
-    p.add_argument(
-        "--distill-weight",
-        type=float,
-        default=0.0,
-        help="mix the zero-shot teacher's soft labels into the targets (needs --cache-features)",
-    )
-    p.add_argument(
-        "--view",
-        choices=["center", "full"],
-        default="center",
-        help="center: resize and crop the middle; full: the whole picture squeezed to a square",
-    )
-    p.add_argument("--loss-weights", default="none", choices=WEIGHT_SCHEMES)
-    p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--crop-scale", type=float, default=0.35, help="min area of the random crop")
-    p.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument(
-        "--deterministic",
-        action="store_true",
-        help="deterministic algorithms, one thread: bit-identical reruns and resumes",
-    )
-    p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument(
-        "--amp",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="mixed precision (default: on for CUDA)",
-    )
-    p.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="channels_last memory format (default: on for CUDA)",
-    )
-    p.add_argument("--tensorboard", action="store_true", help="also log to OUTPUT_DIR/tb")
-    p.add_argument(
-        "--limit-val", type=int, default=None, help="use the first N validation examples"
-    )
-    p.add_argument("--name", default=None, help="model name stored in the release")
-    return p
 
 
 # -- data and optimiser ----------------------------------------------------------------------
