@@ -105,7 +105,9 @@ def test_version() -> None:
 def test_help_shows_the_defaults() -> None:
     suggest = run_cli("suggest", "--help").stdout
     assert "suggestions per image (default: 5)" in suggest
-    assert "(default: auto)" in suggest.split("--backend")[-1].split("--device")[0]
+    for command in ("suggest", "gallery"):  # ONNX Runtime on a CPU, as the service
+        usage = suggest if command == "suggest" else run_cli(command, "--help").stdout
+        assert "(default: auto)" in usage.split("--backend {")[-1].split("--device")[0]
     train = run_cli("train", "--help").stdout  # the trainer's options, built without torch
     assert "--backbone BACKBONE" in train and "(default: efficientnet_lite0)" in train
     evaluate = run_cli("evaluate", "--help").stdout
@@ -194,6 +196,8 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["--cache-features"], "--cache-features needs --freeze-stages >= 1"),
         (["--freeze-stages", "9"], "--freeze-stages must be between 0 and 5, got 9"),
         (["--backbone", "nosuch"], "unknown backbone 'nosuch'; choose one of"),
+        # Checked before the data set is read: the last --data wins, and it does not exist.
+        (["--backbone", "nosuch", "--data", "/nonexistent"], "unknown backbone 'nosuch'"),
         (["--batch-size", "0"], "argument --batch-size: must be between 1 and 65536, got 0"),
         (["--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
     ],
@@ -209,6 +213,17 @@ def test_bad_train_options_are_one_line(
         assert result.stderr.splitlines()[-1].endswith(message), result.stderr
     else:
         one_line_error(result, message)
+
+
+def test_an_unwritable_output_folder_is_one_line(dataset: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "run"
+    args = ["train", "--data", str(dataset), "--output-dir", str(out), "--backbone", "resnet18"]
+    result = run_cli(*args, "--weights", "none")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"emojinet train: error: [Errno 20] Not a directory: '{out}'"
+    ]
 
 
 def _release_for(

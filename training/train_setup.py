@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from emojinet.backbones import list_backbones
 from emojinet.backends import select_device
 from emojinet.checkpoint import load_checkpoint
 from emojinet.model import EmojiNet, EmojiNetConfig, build_model
@@ -26,7 +27,11 @@ __all__ = ["Runtime", "build_classifier", "check_args", "resolve_preprocess"]
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Combinations of options that cannot work fail before any data is read."""
+    """Options, and combinations of them, that cannot work fail before any data is read."""
+    if args.backbone not in list_backbones():
+        raise OptionsError(
+            f"unknown backbone {args.backbone!r}; choose one of {', '.join(list_backbones())}"
+        )
     if args.cache_features and args.freeze_stages < 1:
         raise OptionsError(
             "--cache-features needs --freeze-stages >= 1 (the frozen stages are cached)"
