@@ -88,13 +88,21 @@ class EmojiGAN(nn.Module):
         self.generator = Generator(cfg)
         unit = nn.functional.normalize(emoji_embeddings.float(), dim=1)
         self.register_buffer("emoji_embeddings", unit)  # (V, E)
+        counts = torch.tensor(vocab.counts)  # (V,) real samples of each emoji in training
+        # The emojis it was trained to draw: a model that answers over more emojis than its
+        # data set labels (``--vocab all``) gives the GAN no real sample of the others, so a
+        # draw never decodes to them. Without counts (all 0) every emoji is drawable.
+        self.drawable = (
+            counts > 0 if bool((counts > 0).any()) else torch.ones_like(counts, dtype=torch.bool)
+        )
 
     def decode(self, e: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
-        """(M, E) generated embeddings → (M,) nearest vocabulary emoji by cosine."""
+        """(M, E) generated embeddings → (M,) nearest drawable vocabulary emoji by cosine."""
         sims = e @ self.emoji_embeddings.T  # (M, V)
-        if allowed is not None:
-            sims = sims.masked_fill(~allowed, float("-inf"))
-        return sims.argmax(dim=1)
+        mask = self.drawable if allowed is None else self.drawable & allowed
+        if allowed is not None and not bool(mask.any()):
+            mask = allowed  # only undrawn emojis are allowed: decode to those rather than none
+        return sims.masked_fill(~mask, float("-inf")).argmax(dim=1)
 
     @torch.no_grad()
     def sample(

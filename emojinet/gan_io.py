@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from emojinet.artifacts import read_release, write_safetensors_release
+from emojinet.checkpoint import resolve_release
 from emojinet.errors import CheckpointError
 from emojinet.gan import EmojiGAN, GanConfig
 from emojinet.vocab import Vocabulary
@@ -56,7 +57,12 @@ def gan_from_state(
 
 
 def load_gan(path: str | Path) -> tuple[EmojiGAN, dict[str, Any]]:
-    """Load a GAN release artifact (sha256 checked); errors say what is wrong."""
+    """Load a GAN release artifact (sha256 checked); errors say what is wrong.
+
+    ``path`` may also name a GAN shipped with the package (``emoji500-gan``), as
+    :func:`emojinet.checkpoint.load` does for models.
+    """
+    path = resolve_release(path)
     state, meta = read_release(path, fmt=FORMAT)
     try:
         gan = gan_from_state(meta["config"], meta["vocab"], state)

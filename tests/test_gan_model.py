@@ -52,11 +52,24 @@ def test_gradient_penalty_of_a_linear_critic_is_closed_form() -> None:
     w = torch.randn(1, 8 + 8)
     critic.net = nn.Linear(8 + 8, 1, bias=False)
     critic.net.weight.data = w
-    # D(e, f) = w_e·e + w_c·c(f): the gradient in e is w_e everywhere.
-    expected = (w[0, :8].norm() - 1) ** 2
-    got = gradient_penalty(critic, torch.randn(6, 8), torch.randn(6, 8), torch.randn(6, 16))
+    feats = torch.randn(6, 16)
+    # D(e, f) = w_e·e + w_c·c(f) + e·P c(f): the gradient in e is w_e + P c(f), whatever e.
+    slope = w[0, :8] + critic.proj(critic.cond(feats)).detach()  # (6, 8)
+    expected = ((slope.norm(dim=1) - 1) ** 2).mean()
+    got = gradient_penalty(critic, torch.randn(6, 8), torch.randn(6, 8), feats)
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
     assert got.requires_grad  # it is a training loss: it must backpropagate into the critic
+
+
+def test_the_critics_slope_in_e_depends_on_the_image() -> None:
+    # The projection term: two images get different directions in which the critic rises
+    # (a concatenation MLP alone learned one slope for all images, and the GAN collapsed).
+    torch.manual_seed(0)
+    critic = Critic(CFG)
+    critic.net = nn.Linear(8 + 8, 1, bias=False)  # no slope that depends on f from the MLP
+    e = torch.zeros(2, 8, requires_grad=True)
+    (grad,) = torch.autograd.grad(critic(e, torch.randn(2, 16)).sum(), e)
+    assert torch.cosine_similarity(grad[0], grad[1], dim=0) < 0.99
 
 
 def make_gan(vocab: Vocabulary) -> EmojiGAN:
@@ -78,6 +91,19 @@ def test_sampling_shapes_decoding_and_deny_mask() -> None:
     assert not (masked == 1).any()
     freqs = gan.scores(draws)
     assert freqs.shape == (3, 4) and freqs.sum(axis=1) == pytest.approx([1, 1, 1])
+
+
+def test_a_gan_never_decodes_to_an_emoji_it_had_no_real_sample_of() -> None:
+    # A --vocab all model: the GAN's vocabulary carries emojis no training image was labelled
+    # with (count 0); the generator never saw them as real samples.
+    vocab = Vocabulary.from_emojis(["🐱", "☕", "🚀", "🌸"], [5, 0, 2, 0])
+    gan = make_gan(vocab)
+    draws = gan.sample(torch.randn(20, 16), 50, generator=torch.Generator().manual_seed(0))
+    assert set(draws.unique().tolist()) <= {0, 2}
+    e = gan.emoji_embeddings[[1, 3]]  # exactly an undrawable emoji's embedding
+    assert set(gan.decode(e).tolist()) <= {0, 2}
+    only = torch.tensor([False, True, False, False])  # the deny-list leaves only an undrawn one
+    assert gan.decode(e, only).tolist() == [1, 1]
     # Decoding picks the nearest embedding by cosine.
     assert gan.decode(gan.emoji_embeddings[[2, 0]]).tolist() == [2, 0]
 
@@ -253,7 +279,8 @@ def test_suggest_cli_with_a_gan(
     model = str(tiny_release.with_suffix(".json"))
     args = ["suggest", str(img), "--model", model, "--distribution", "-n", "40", "--seed", "1"]
     assert cli_main([*args, "--gan", str(gan_release), "--json", "--deny", DENIED]) == 0
-    _, dist = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    (line,) = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    dist = line["distribution"]  # one object per image: its emojis and its distribution
     assert dist["n"] == 40 and len(dist["samples"]) == 40 and DENIED not in dist["samples"]
     other = _gan_for(tiny_release, tmp_path / "other-gan", backbone_sha256="f" * 64)
     assert cli_main([*args, "--gan", str(other)]) == 2

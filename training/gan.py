@@ -3,7 +3,8 @@ features of a classifier.
 
 After Barbieri et al. ("EmojiGAN"): the generator G(z, f(x)) learns to draw the embedding of
 one of the image's emojis; the critic D(e, f(x)) scores (embedding, image) pairs. Real samples:
-for each image, an emoji drawn uniformly from its label set, ``e`` = its text embedding.
+for each image, an emoji drawn uniformly from its label set, ``e`` = its text embedding. The
+GAN's vocabulary is the model's; emojis no training image carries are never decoded to.
 
 Features come from the classifier's *own* backbone (``--model``, a release or checkpoint), run
 once over each split and cached (:func:`training.features.backbone_features`); the release
@@ -46,11 +47,12 @@ from training.gan_checkpoint import (
 )
 from training.gan_losses import Critic, gradient_penalty
 from training.metrics import scalars
-from training.options import show_progress, trainer_parser
+from training.options import gan_args_parser as get_args_parser
+from training.options import show_progress
 from training.prepare import read_dataset
 from training.run_dir import RunDir
 from training.utils import configure_torch, epoch_seed, run_script, seed_everything
-from training.weights import WEIGHT_SCHEMES, emoji_loss_weights
+from training.weights import emoji_loss_weights
 
 __all__ = [
     "emoji_sample_weights",
@@ -66,34 +68,6 @@ log = logging.getLogger(__name__)
 VAL_METRICS = ("mode_hit_rate", "distinct_mean", "js")
 TRAIN_STATS = ("critic_loss", "generator_loss", "gradient_penalty", "wasserstein")
 SUMMARY_FIELDS = ("epoch", "step", *TRAIN_STATS, *(f"val_{k}" for k in VAL_METRICS), "epoch_s")
-
-
-def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    about = "Train the EmojiGAN head (conditional WGAN-GP) on a classifier's features"
-    p = trainer_parser("emojinet train-gan", about, output_dir="runs/emojigan", add_help=add_help)
-    p.add_argument(
-        "--model", required=True, help="the classifier (release or checkpoint) whose features"
-    )
-    p.add_argument("--epochs", type=int, default=10, help="passes of the critic over the data")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--n-critic", type=int, default=5, help="critic steps per generator step")
-    p.add_argument("--gp-lambda", type=float, default=10.0, help="gradient penalty weight λ")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (the paper's)")
-    p.add_argument("--beta1", type=float, default=0.1)
-    p.add_argument("--beta2", type=float, default=0.9)
-    p.add_argument(
-        "--sample-weights",
-        default="exp",
-        choices=WEIGHT_SCHEMES,
-        help="per-sample weights from the real emoji's frequency (EmojiGAN eq. 2: exp)",
-    )
-    p.add_argument("--noise-dim", type=int, default=64)
-    p.add_argument("--cond-dim", type=int, default=256)
-    p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--val-limit", type=int, default=1000, help="validation images per epoch")
-    p.add_argument("--val-draws", type=int, default=50, help="draws per validation image")
-    p.add_argument("--feature-batch-size", type=int, default=256)
-    return p
 
 
 def emoji_sample_weights(hp: GanHParams, targets: torch.Tensor) -> torch.Tensor:
@@ -306,8 +280,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     run = RunDir(args.output_dir, SUMMARY_FIELDS)
     model, meta = load(args.model)
     model.eval()
-    records, vocab = read_dataset(args.data)
-    check_vocabulary(model.vocab, vocab)
+    records, data_vocab = read_dataset(args.data)
+    check_vocabulary(model.vocab, data_vocab)
+    # The model's vocabulary (a --vocab all model answers over more emojis than its data set
+    # labels): the service and `evaluate --distribution` pair the GAN with the model by it.
+    vocab = model.vocab
     embeddings = embed_vocabulary(vocab, args.data)  # before the (long) feature extraction
 
     def features(split: str, limit: int | None) -> FeatureSet:

@@ -12,17 +12,28 @@ __all__ = ["Critic", "gradient_penalty"]
 
 
 class Critic(nn.Module):
-    """D(e, f) → a real-valued score (no sigmoid, no batch norm: WGAN-GP)."""
+    """D(e, f) = MLP([e, c]) + e·P c with c = cond(f): a real-valued score (no sigmoid, no batch
+    norm: WGAN-GP).
+
+    The projection term e·P c (Miyato & Koyama, "cGANs with projection discriminator") lets the
+    critic's slope in e depend on the image. Without it, the concatenation MLP learned one slope
+    for every image (≈ the mean real embedding): the generator then sent every draw of every
+    image to that one point and the critic could not push it back (W stuck below 0, a single
+    emoji for all 500-emoji clip-art pictures).
+    """
 
     def __init__(self, cfg: GanConfig) -> None:
         super().__init__()
         self.cond = condition_encoder(cfg)
         self.net = mlp([cfg.embed_dim + cfg.cond_dim, cfg.hidden, cfg.hidden, 1])
+        self.proj = nn.Linear(cfg.cond_dim, cfg.embed_dim, bias=False)
 
     def forward(self, e: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """e (N, E), features (N, D) → (N,) scores."""
-        out: torch.Tensor = self.net(torch.cat([e, self.cond(features)], dim=1))  # (N, 1)
-        return out.squeeze(1)
+        c = self.cond(features)  # (N, C)
+        out: torch.Tensor = self.net(torch.cat([e, c], dim=1)).squeeze(1)  # (N,)
+        slope: torch.Tensor = self.proj(c)  # (N, E): the image's direction of "more real"
+        return out + (e * slope).sum(1)  # (N,)
 
 
 def gradient_penalty(
