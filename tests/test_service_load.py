@@ -5,7 +5,9 @@ API keys, readiness."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from service_helpers import FakePredictor, ThreadedServer, jpeg
+from service_helpers import FakePredictor, ThreadedServer, free_port, jpeg
 
+from deploy.launch import serve_cmd_for_tests
 from emojinet.backends import Outputs
 from service.app import create_app
 from service.settings import Settings
@@ -170,3 +173,21 @@ def test_distribution_failures_are_answers_not_500s(tmp_path: Path) -> None:
             "its backbone features"
         )
         assert c.get("/model").json()["gan"]["loaded"] is False
+
+
+def test_a_gpu_server_without_a_gpu_refuses_to_start(tmp_path: Path) -> None:
+    """``EMOJINET_DEVICE=cuda`` (the Docker image and the template set it): no silent CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the server would start on it")
+    env = {**os.environ, "EMOJINET_DEVICE": "cuda", "EMOJINET_CLOUDWATCH_ENABLED": "false"}
+    r = subprocess.run(
+        serve_cmd_for_tests("127.0.0.1", free_port()),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "CUDA" in r.stderr and "could not load the model" in r.stderr, r.stderr[-2000:]
