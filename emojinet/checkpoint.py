@@ -15,6 +15,7 @@ path ever unpickles arbitrary objects: checkpoints load with ``weights_only=True
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
@@ -327,20 +328,26 @@ def _rebuild_on_base(
     return model
 
 
-def shipped_models() -> list[str]:
-    """Names of the release artifacts shipped inside the package (``--model NAME``)."""
+def shipped_models(fmt: str | None = FORMAT) -> list[str]:
+    """Names of the artifacts shipped inside the package: classifiers (``--model NAME``) by
+    default, another artifact format (the EmojiGAN's) when asked, every one for ``None``."""
     folder = resources.files("emojinet").joinpath(SHIPPED_MODELS)
     if not folder.is_dir():
         return []
-    return sorted(
-        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
-    )
+    names = []
+    for p in folder.iterdir():
+        if p.name.endswith(".json"):
+            kind = json.loads(p.read_text(encoding="utf-8")).get("format")
+            if fmt is None or kind == fmt:
+                names.append(p.name.removesuffix(".json"))
+    return sorted(names)
 
 
 def resolve_release(path: str | Path) -> Path:
     """``path`` itself, or the shipped model of that name when no such file exists."""
     p = Path(path)
     weights, meta = release_paths(p)
-    if weights.exists() or meta.exists() or p.parent != Path(".") or p.name not in shipped_models():
+    shipped = shipped_models(None)
+    if weights.exists() or meta.exists() or p.parent != Path(".") or p.name not in shipped:
         return p
     return Path(str(resources.files("emojinet").joinpath(SHIPPED_MODELS, p.name)))

@@ -39,7 +39,7 @@ EMOJIS = (
 
 
 def test_emoji500_is_shipped_head_only_and_checked() -> None:
-    assert "emoji500" in shipped_models()
+    assert "emoji500" in shipped_models() and "emoji500-gan" not in shipped_models()
     model, meta = load("emoji500")
     assert meta.source == "release" and meta.digest == meta.raw["sha256"]
     # Trained on 500 emojis; the residual head answers over every emoji the built-in model knows.
