@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from emojinet.sampling import sample_distribution
+from emojinet.gan_head import GanHead
+from emojinet.sampling import Distribution, sample_distribution
 from service.deps import Authorized, StateDep
 from service.gate import GateResult
 from service.inputs import body_bytes, read_images, ticket_of
@@ -21,7 +22,9 @@ from service.schemas import (
     EmojiEntry,
     EmojiFrequency,
     EmojiScore,
+    ImageDistribution,
     ImageResult,
+    MultiDistributionResponse,
     MultiSuggestResponse,
     SuggestResponse,
     Timing,
@@ -118,8 +121,8 @@ async def suggest(
 
 @router.post(
     "/distribution",
-    response_model=DistributionResponse,
-    summary="Draw many emojis for one photo: histogram, mode and how stable it is",
+    response_model=DistributionResponse | MultiDistributionResponse,
+    summary="Draw many emojis for one photo (or several): histogram, mode and how stable it is",
     openapi_extra={"requestBody": _SUGGEST_BODY},
     responses=_errors(400, 401, 408, 413, 415, 422, 429, 503),
 )
@@ -138,8 +141,9 @@ async def distribution(
     head: Annotated[
         Literal["classifier", "gan"], Query(description="Which head draws the emojis.")
     ] = "classifier",
-) -> DistributionResponse:
-    """The same image input and errors as ``/suggest``; one image per request."""
+) -> DistributionResponse | MultiDistributionResponse:
+    """The same image input, limits and errors as ``/suggest``: one photo as the multipart field
+    ``image`` or the raw body, several as ``images`` fields (one distribution each)."""
     started = time.perf_counter()
     settings = state.settings
     async with state.accept(ticket_of(request), body_bytes(request, settings)) as work:
@@ -148,37 +152,62 @@ async def distribution(
         if head == "gan" and gan is None:  # before reading the body or using the device
             raise HTTPException(400, state.gan_error or "the GAN head is not loaded")
         images, multi = await read_images(request, settings.max_images_per_request)
-        if multi:
-            raise HTTPException(400, "/distribution takes one photo: send it as the 'image' field")
-        deadline = time.perf_counter() + settings.queue_deadline_s
-        arrays = await work.decoder.decode_all(predictor.preprocess, images, deadline, multi=False)
-        (result,) = await work.gate.submit_many(arrays, deadline=deadline, features=gan is not None)
-    state.metrics.images.inc()
-    row = result.output
+        work.ticket.resize(len(images))  # 413 if they could never fit, 429 if not now
+        deadline = time.perf_counter() + settings.queue_deadline_s  # covers decoding too
+        arrays = await work.decoder.decode_all(predictor.preprocess, images, deadline, multi=multi)
+        results = await work.gate.submit_many(arrays, deadline=deadline, features=gan is not None)
+    state.metrics.images.inc(len(results))
     # Sampling and resampling for the mode's stability are CPU work: off the event loop.
-    if gan is not None:
-        dist = await asyncio.to_thread(gan.distribution, row.require_features(), n=n, seed=seed)
-    else:
-        dist = await asyncio.to_thread(
-            sample_distribution, row.probs, predictor.vocab, n=n, temperature=temperature, seed=seed
-        )
-    return DistributionResponse(
-        samples=dist.samples,
-        histogram=[EmojiCount(emoji=e, count=c) for e, c in dist.histogram],
-        mode=dist.mode,
-        mode_stability=dist.mode_stability,
-        entropy=dist.entropy,
-        top_k=[EmojiFrequency(emoji=e, frequency=f) for e, f in dist.top_k],
-        n=n,
-        temperature=dist.temperature,
-        head=head,
-        model=predictor.info.name,
-        timing=Timing(
-            queue_ms=_ms(result.queue_s),
-            inference_ms=_ms(result.inference_s),
+    dists = [
+        await asyncio.to_thread(_draw, predictor, gan, r, n=n, temperature=temperature, seed=seed)
+        for r in results
+    ]
+    common: dict[str, Any] = {
+        "n": n,
+        "temperature": dists[0].temperature,
+        "head": head,
+        "model": predictor.info.name,
+        "timing": Timing(
+            queue_ms=_ms(max(r.queue_s for r in results)),
+            inference_ms=_ms(max(r.inference_s for r in results)),
             total_ms=_ms(time.perf_counter() - started),
         ),
-    )
+    }
+    if not multi:
+        return DistributionResponse(**_described(dists[0]), **common)
+    items = [
+        ImageDistribution(**_described(d), queue_ms=_ms(r.queue_s), inference_ms=_ms(r.inference_s))
+        for d, r in zip(dists, results, strict=True)
+    ]
+    return MultiDistributionResponse(results=items, **common)
+
+
+def _draw(
+    predictor: PredictorLike,
+    gan: GanHead | None,
+    result: GateResult,
+    *,
+    n: int,
+    temperature: float,
+    seed: int | None,
+) -> Distribution:
+    """One image's ``n`` draws, by the GAN head when given, else from the classifier's scores."""
+    row = result.output
+    if gan is not None:
+        return gan.distribution(row.require_features(), n=n, seed=seed)
+    return sample_distribution(row.probs, predictor.vocab, n=n, temperature=temperature, seed=seed)
+
+
+def _described(dist: Distribution) -> dict[str, Any]:
+    """The fields of :class:`DistributionResult` for one image's draws."""
+    return {
+        "samples": dist.samples,
+        "histogram": [EmojiCount(emoji=e, count=c) for e, c in dist.histogram],
+        "mode": dist.mode,
+        "mode_stability": dist.mode_stability,
+        "entropy": dist.entropy,
+        "top_k": [EmojiFrequency(emoji=e, frequency=f) for e, f in dist.top_k],
+    }
 
 
 def _ms(seconds: float) -> float:
@@ -222,16 +251,18 @@ async def model(state: StateDep, _auth: Authorized) -> dict[str, Any]:
 @router.get(
     "/emojis",
     response_model=VocabularyResponse,
-    summary="The emojis the model can suggest",
+    summary="The emojis the model can suggest (the deny-listed ones left out)",
     responses=_errors(401, 503),
 )
 async def emojis(state: StateDep, _auth: Authorized) -> VocabularyResponse:
     if state.predictor is None:
         state.model_info()  # raises ModelNotReady
     assert state.predictor is not None
-    vocab = state.predictor.vocab
+    vocab, denied = state.predictor.vocab, state.predictor.denied.tolist()
     entries = [
-        EmojiEntry(emoji=e, name=n) for e, n in zip(vocab.to_list(), vocab.names(), strict=True)
+        EmojiEntry(emoji=e, name=n)
+        for e, n, deny in zip(vocab.to_list(), vocab.names(), denied, strict=True)
+        if not deny  # the deny-list: never suggested or drawn, so not listed either
     ]
     return VocabularyResponse(count=len(entries), emojis=entries)
 

@@ -6,11 +6,14 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "DistributionResponse",
+    "DistributionResult",
     "EmojiCount",
     "EmojiEntry",
     "EmojiFrequency",
     "EmojiScore",
+    "ImageDistribution",
     "ImageResult",
+    "MultiDistributionResponse",
     "MultiSuggestResponse",
     "SuggestResponse",
     "Timing",
@@ -70,7 +73,9 @@ class EmojiFrequency(BaseModel):
     frequency: float
 
 
-class DistributionResponse(BaseModel):
+class DistributionResult(BaseModel):
+    """One photo's draws and what they say."""
+
     samples: list[str] = Field(description="The n emojis drawn, in draw order.")
     histogram: list[EmojiCount] = Field(description="Counts of the drawn emojis, most drawn first.")
     mode: str = Field(description="The most drawn emoji (ties: the more probable one).")
@@ -81,6 +86,25 @@ class DistributionResponse(BaseModel):
     )
     entropy: float = Field(description="Entropy of the sampling distribution, in bits.")
     top_k: list[EmojiFrequency] = Field(description="Empirical frequencies of the top draws.")
+
+
+class DistributionResponse(DistributionResult):
+    n: int
+    temperature: float
+    head: str = Field(description="'classifier' or 'gan'.")
+    model: str
+    timing: Timing
+
+
+class ImageDistribution(DistributionResult):
+    queue_ms: float
+    inference_ms: float
+
+
+class MultiDistributionResponse(BaseModel):
+    results: list[ImageDistribution] = Field(
+        description="One distribution per 'images' field, in order (a seed applies to each)."
+    )
     n: int
     temperature: float
     head: str = Field(description="'classifier' or 'gan'.")

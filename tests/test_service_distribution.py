@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from service_helpers import EMOJIS, ThreadedServer
+from service_helpers import EMOJIS, ThreadedServer, jpeg
 
 from emojinet.backends import TorchBackend
 from emojinet.checkpoint import load_release
@@ -86,10 +87,52 @@ def test_bad_images_get_the_same_errors_as_suggest(client: httpx.Client) -> None
     assert r.status_code == 422 and "no 'image' file field" in r.json()["detail"]
 
 
-def test_one_image_per_request(client: httpx.Client, photo: bytes) -> None:
-    files = [("images", ("a.jpg", photo)), ("images", ("b.jpg", photo))]
-    r = client.post("/distribution", files=files)
-    assert r.status_code == 400 and "takes one photo" in r.json()["detail"]
+def test_several_images_get_one_distribution_each(client: httpx.Client, photo: bytes) -> None:
+    images = [photo, jpeg((20, 200, 40), (64, 48))]
+    singles = [
+        client.post("/distribution?n=30&seed=5", files={"image": ("x.jpg", b)}).json()
+        for b in images
+    ]
+    files = [("images", (f"{i}.jpg", b)) for i, b in enumerate(images)]
+    r = client.post("/distribution?n=30&seed=5", files=files)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["n"] == 30 and body["head"] == "classifier" and body["model"] == "test-tiny"
+    assert body["timing"]["total_ms"] > 0 and len(body["results"]) == 2
+    for got, single in zip(body["results"], singles, strict=True):
+        for key in ("samples", "histogram", "mode", "mode_stability", "top_k"):
+            assert got[key] == single[key], key  # in order, each as if sent alone
+        assert got["entropy"] == pytest.approx(single["entropy"], rel=1e-5)  # batched floats
+        assert got["inference_ms"] > 0
+    one = client.post("/distribution?n=30&seed=5", files=[("images", ("a.jpg", photo))])
+    assert one.status_code == 200 and one.json()["results"][0]["samples"] == singles[0]["samples"]
+
+
+BAD_INPUTS: list[tuple[str, dict[str, Any]]] = [
+    ("image and images", {"files": [("image", ("a.jpg", b"x")), ("images", ("b.jpg", b"x"))]}),
+    ("two image fields", {"files": [("image", ("a.jpg", b"x")), ("image", ("b.jpg", b"x"))]}),
+    ("too many images", {"files": [("images", (f"{i}.jpg", b"x")) for i in range(17)]}),
+    ("a text field", {"data": {"images": "not a file"}, "files": {"other": ("o.txt", b"o")}}),
+    ("no image field", {"files": {"photo": ("c.jpg", b"x")}}),
+    ("one bad image of two", {"files": [("images", ("a.jpg", b"x")), ("images", ("b", b"y"))]}),
+    ("not an image", {"content": b"nope", "headers": {"Content-Type": "image/png"}}),
+    ("empty body", {"content": b"", "headers": {"Content-Type": "image/jpeg"}}),
+    ("JSON", {"content": b"{}", "headers": {"Content-Type": "application/json"}}),
+    ("no Content-Type", {"content": b"x", "headers": {"Content-Type": ""}}),
+]
+
+
+@pytest.mark.parametrize(("case", "request_kw"), BAD_INPUTS, ids=[c for c, _ in BAD_INPUTS])
+def test_bad_input_gets_the_same_error_as_suggest(
+    client: httpx.Client, case: str, request_kw: dict[str, Any]
+) -> None:
+    suggest = client.post("/suggest", **request_kw)
+    dist = client.post("/distribution", **request_kw)
+    assert 400 <= suggest.status_code < 500, (case, suggest.text)
+    assert (dist.status_code, dist.json()["detail"]) == (
+        suggest.status_code,
+        suggest.json()["detail"],
+    )
 
 
 def test_gan_head_without_a_gan_is_a_clear_error(client: httpx.Client, photo: bytes) -> None:
@@ -111,3 +154,12 @@ def test_deny_list_applies_to_every_endpoint(client: httpx.Client, photo: bytes)
     body = r.json()
     assert DENIED not in body["samples"]
     assert {h["emoji"] for h in body["histogram"]} == set(EMOJIS) - {DENIED}
+
+
+def test_emojis_leaves_out_the_deny_list(client: httpx.Client) -> None:
+    r = client.get("/emojis")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    listed = [e["emoji"] for e in body["emojis"]]
+    assert listed == [e for e in EMOJIS if e != DENIED]  # vocabulary order, the denied one out
+    assert body["count"] == len(EMOJIS) - 1 and all(e["name"] for e in body["emojis"])

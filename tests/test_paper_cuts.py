@@ -1,0 +1,55 @@
+"""Paper cuts from issue #13: several photos through /distribution's GAN head, benchmarks that
+leave the committed results alone unless told to write them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from service_helpers import ThreadedServer, jpeg
+
+from emojinet.backends import TorchBackend
+from emojinet.checkpoint import load_release
+from emojinet.gan import EmojiGAN, GanConfig
+from emojinet.gan_io import save_gan
+from emojinet.predictor import Predictor
+from service.app import create_app
+from service.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def gan_client(
+    tiny_release: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
+    """A real server with the tiny model and a random EmojiGAN over its features."""
+    model, meta = load_release(tiny_release)
+    torch.manual_seed(0)
+    cfg = GanConfig(
+        feature_dim=model.backbone.num_features, embed_dim=16, noise_dim=8, cond_dim=16, hidden=32
+    )
+    gan = EmojiGAN(cfg, model.vocab, torch.randn(len(model.vocab), 16))
+    gan_path = tmp_path_factory.mktemp("gan") / "tiny-gan"
+    save_gan(gan, gan_path, backbone_sha256=meta["sha256"])
+    predictor = Predictor(model, TorchBackend(model, "cpu"), sha256=meta["sha256"])
+    settings = Settings(max_body_bytes=1_000_000, max_pixels=1_000_000, gan_model=str(gan_path))
+    with (
+        ThreadedServer(create_app(settings, predictor=predictor)) as srv,
+        httpx.Client(base_url=srv.url, timeout=30) as c,
+    ):
+        yield c
+
+
+def test_gan_head_draws_for_each_of_several_images(gan_client: httpx.Client, photo: bytes) -> None:
+    images = [photo, jpeg((20, 200, 40), (64, 48))]
+    url = "/distribution?head=gan&n=40&seed=2"
+    singles = [gan_client.post(url, files={"image": ("x.jpg", b)}).json() for b in images]
+    files = [("images", (f"{i}.jpg", b)) for i, b in enumerate(images)]
+    r = gan_client.post(url, files=files)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["head"] == "gan" and body["temperature"] == 1.0 and body["n"] == 40
+    assert [res["samples"] for res in body["results"]] == [s["samples"] for s in singles]
+    assert all(sum(h["count"] for h in res["histogram"]) == 40 for res in body["results"])
