@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.admission import ADMITTED_PATHS, Admission
 from service.drain import Drain
 from service.errors import BodyReadTimeoutError, BodyTooLargeError
+from service.logs import REQUEST_ID
 from service.metrics import ServiceMetrics
 from service.refusals import Overloaded, ShuttingDown
 
@@ -79,6 +80,9 @@ class RequestMiddleware:
         if not _REQUEST_ID.match(rid):
             rid = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        # On every log line from here on, uvicorn's access line included. Not reset: uvicorn runs
+        # each request in a task of its own, and its lines after the app returns belong here too.
+        REQUEST_ID.set(rid)
         status = 500
         response_started = False
         endpoint: str | None = None  # known before routing for admitted paths
@@ -105,17 +109,15 @@ class RequestMiddleware:
         except (_ClientGone, ClientDisconnect):
             status = CLIENT_CLOSED
             log.info(
-                "client disconnected before its request was read: %s %s [request id %s]",
+                "client disconnected before its request was read: %s %s",
                 _printable(scope.get("method")),
                 scope.get("path"),
-                rid,
             )
         except Exception:
             log.exception(
-                "unexpected error answering %s %s [request id %s]",
+                "unexpected error answering %s %s",
                 _printable(scope.get("method")),
                 scope.get("path"),
-                rid,
             )
             if response_started:
                 raise  # too late for a clean answer; the server closes the connection

@@ -11,6 +11,7 @@ the CloudWatch buffer (for at most 0.4 s), and the process exits. A second signa
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import signal
 import socket
@@ -18,6 +19,7 @@ from types import FrameType
 
 import uvicorn
 
+from service.logs import configure_logging, log_settings
 from service.protocol import protocol_class
 from service.settings import Settings
 
@@ -30,11 +32,8 @@ def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; 1 if the model failed to load, else 0."""
     from service.app import create_app
 
-    level = settings.log_level.upper()
-    for name in ("service", "emojinet"):
-        logging.getLogger(name).setLevel(level)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format, settings.log_level)
+    log_settings(settings.for_log(), settings.log_format)
 
     server: _DrainingServer | None = None
 
@@ -48,6 +47,7 @@ def serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         workers=1,  # the device lock is per process: one worker per device
+        log_config=None,  # uvicorn's loggers propagate to ours (service.logs)
         log_level=settings.log_level.lower(),
         timeout_keep_alive=int(settings.timeout_keep_alive_s),
         limit_concurrency=settings.max_connections,
@@ -86,7 +86,9 @@ class _DrainingServer(uvicorn.Server):
         if self._loop is None or self._drain is not None or self.should_exit:
             super().handle_exit(sig, frame)  # a second signal (or no loop yet): stop now
             return
-        self._loop.call_soon_threadsafe(self._start_drain, sig)
+        # A fresh context: the signal may land inside a request's, whose id the drain's lines
+        # must not carry.
+        self._loop.call_soon_threadsafe(self._start_drain, sig, context=contextvars.Context())
 
     def _start_drain(self, sig: int) -> None:
         if self._drain is None:

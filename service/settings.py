@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -64,7 +64,10 @@ class Settings(BaseSettings):
     # Optional bearer-token auth: comma-separated or a JSON list. When set, every endpoint that
     # returns data (/suggest, /distribution, /model, /emojis, /metrics) needs a key; the probes
     # (/healthz, /readyz), the page and the docs stay open. Set but empty refuses to start.
-    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Secret: the start-up settings line shows each key as "***".
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, json_schema_extra={"secret": True}
+    )
     # Emojis never suggested or sampled by any head or endpoint (comma-separated or JSON list).
     deny_list: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -83,6 +86,19 @@ class Settings(BaseSettings):
     timeout_keep_alive_s: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=1024, gt=0)
     log_level: str = "info"
+    # json: one JSON object a line (time, level, logger, message, request_id in a request), what
+    # CloudWatch Logs Insights reads field by field; text: one plain line, for a terminal.
+    log_format: Literal["json", "text"] = "json"
+
+    def for_log(self) -> dict[str, Any]:
+        """The settings as JSON-ready values, every secret field's values masked as "***"."""
+        out = self.model_dump(mode="json")
+        for name, field in type(self).model_fields.items():
+            extra = field.json_schema_extra
+            if isinstance(extra, dict) and extra.get("secret"):
+                value = out[name]
+                out[name] = ["***"] * len(value) if isinstance(value, list) else "***" * bool(value)
+        return out
 
     @field_validator("api_keys", "deny_list", mode="before")
     @classmethod
