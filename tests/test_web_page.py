@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
@@ -86,7 +87,18 @@ def upload(page: Any, name: str, data: bytes, mime: str) -> None:
     page.set_input_files("#file", files=[{"name": name, "mimeType": mime, "buffer": data}])
 
 
-def wait_for_results(page: Any, n: int = 100) -> None:
+def api_default_draws(url: str) -> int:
+    """The default ``n`` of ``POST /distribution``, from the server's OpenAPI schema."""
+    params = httpx.get(url + "/openapi.json").json()["paths"]["/distribution"]["post"]["parameters"]
+    (n,) = (p["schema"]["default"] for p in params if p["name"] == "n")
+    return int(n)
+
+
+#: The number of draws the page asks for unless told otherwise: the API's default.
+DEFAULT_DRAWS = 50
+
+
+def wait_for_results(page: Any, n: int = DEFAULT_DRAWS) -> None:
     expect(page.locator("#suggestions li")).to_have_count(5)
     expect(page.locator("#dist-summary .meta")).to_contain_text(f"{n} draws")
 
@@ -120,7 +132,7 @@ def test_photo_shows_suggestions_histogram_and_copies(
     assert desktop.eval_on_selector("#preview", "img => img.naturalWidth") == 320
     # The histogram: one row per drawn emoji, counts add up to n, the mode is marked.
     counts = [int(c) for c in desktop.locator("#histogram .count").all_inner_texts()]
-    assert sum(counts) == 100 and counts == sorted(counts, reverse=True)
+    assert sum(counts) == DEFAULT_DRAWS and counts == sorted(counts, reverse=True)
     mode = desktop.locator("#histogram li.mode .emoji").inner_text()
     assert mode in EMOJIS
     assert mode in desktop.locator("#dist-summary .mode-line").inner_text()
@@ -141,6 +153,26 @@ def test_photo_shows_suggestions_histogram_and_copies(
     assert "Copied" in desktop.locator("#copy-status").inner_text()
     assert no_horizontal_overflow(desktop)
     desktop.screenshot(path=str(tmp_path / "desktop.png"), full_page=True)
+    assert desktop.console_errors == []
+
+
+def test_page_draws_the_apis_default_number(
+    desktop: Any, server: ThreadedServer, photo: bytes
+) -> None:
+    default = api_default_draws(server.url)
+    assert default == DEFAULT_DRAWS  # the constant the other page tests wait for
+    assert desktop.input_value("#n") == str(default)
+    with desktop.expect_request(lambda req: "/distribution" in req.url) as sent:
+        upload(desktop, "chelsea.jpg", photo, "image/jpeg")
+    assert parse_qs(urlsplit(sent.value.url).query)["n"] == [str(default)]
+    wait_for_results(desktop, n=default)
+    counts = [int(c) for c in desktop.locator("#histogram .count").all_inner_texts()]
+    assert sum(counts) == default
+    # Cleared, the field falls back to the same default rather than some other number.
+    desktop.fill("#n", "")
+    with desktop.expect_request(lambda req: "/distribution" in req.url) as sent:
+        desktop.click("#resample")
+    assert parse_qs(urlsplit(sent.value.url).query)["n"] == [str(default)]
     assert desktop.console_errors == []
 
 
@@ -298,6 +330,6 @@ def test_head_choice_appears_only_when_a_gan_is_loaded(
         expect(page.locator("#temperature")).to_be_disabled()  # the generator has none
         expect(page.locator("#dist-summary .meta")).to_contain_text("EmojiGAN generator")
         counts = [int(c) for c in page.locator("#histogram .count").all_inner_texts()]
-        assert sum(counts) == 100
+        assert sum(counts) == DEFAULT_DRAWS
         assert page.console_errors == []
         page.context.close()

@@ -30,6 +30,7 @@ const el = {
 };
 
 const TOP_K = 5;
+const DEFAULT_DRAWS = 50; // POST /distribution's default n (the field's value in index.html)
 const MAX_AUTO_RETRIES = 3;
 
 const state = {
@@ -257,7 +258,8 @@ function temperature() {
 
 function drawCount() {
   const n = Math.round(Number(el.n.value));
-  return Number.isFinite(n) ? Math.min(1000, Math.max(1, n)) : 100;
+  if (!el.n.value.trim() || !Number.isFinite(n)) return DEFAULT_DRAWS;
+  return Math.min(1000, Math.max(1, n));
 }
 
 function setBusy(busy) {
