@@ -217,7 +217,12 @@ def main() -> None:
     p.add_argument("--concurrency", default="1,8,32", help="comma-separated client counts")
     p.add_argument("--seconds", type=float, default=8.0, help="measured time per level")
     p.add_argument("--max-side", type=int, default=640, help="photos are resized to fit this")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "serve.json"))
+    p.add_argument(
+        "--out",
+        default="runs/bench/serve.json",
+        help="JSON output (default: %(default)s); --out benchmarks/results/serve.json "
+        "updates the committed figures",
+    )
     args = p.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
 

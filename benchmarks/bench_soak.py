@@ -180,7 +180,12 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=6, help="steady clients")
     p.add_argument("--burst-clients", type=int, default=40, help="extra clients once a minute")
     p.add_argument("--every", type=float, default=10.0, help="seconds between samples")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "soak.json"))
+    p.add_argument(
+        "--out",
+        default="runs/bench/soak.json",
+        help="JSON output (default: %(default)s); --out benchmarks/results/soak.json "
+        "updates the committed figures",
+    )
     args = p.parse_args()
     server_args = argparse.Namespace(
         backend="onnx", model="", max_queue=32, batch_size=8, deadline=1.0

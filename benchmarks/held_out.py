@@ -5,7 +5,8 @@ training run saw, ``emojinet prepare --holdout``) and are scored over the same v
 (the fine-tuned model's, which holds the data set's emojis): the zero-shot model is the
 built-in head over that vocabulary, on the same pretrained backbone. Prints mAP (macro,
 micro), top-1/top-5 and the emojis each model ranks best and worst; writes
-``benchmarks/results/held_out.json``.
+``runs/bench/held_out.json`` (``--out benchmarks/results/held_out.json`` updates the committed
+one).
 
     python benchmarks/held_out.py --model emoji500 --data data/emoji500
 """
@@ -65,7 +66,11 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "held_out.json"
+        "--out",
+        type=Path,
+        default=Path("runs/bench/held_out.json"),
+        help="JSON output (default: %(default)s); --out benchmarks/results/held_out.json "
+        "updates the committed figures",
     )
     args = parser.parse_args()
 

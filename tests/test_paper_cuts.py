@@ -3,13 +3,18 @@ leave the committed results alone unless told to write them."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import torch
-from service_helpers import ThreadedServer, jpeg
+from service_helpers import REPO, ThreadedServer, jpeg
 
 from emojinet.backends import TorchBackend
 from emojinet.checkpoint import load_release
@@ -53,3 +58,54 @@ def test_gan_head_draws_for_each_of_several_images(gan_client: httpx.Client, pho
     assert body["head"] == "gan" and body["temperature"] == 1.0 and body["n"] == 40
     assert [res["samples"] for res in body["results"]] == [s["samples"] for s in singles]
     assert all(sum(h["count"] for h in res["histogram"]) == 40 for res in body["results"])
+
+
+# -- benchmarks write under runs/ unless told to update the committed figures -----------------
+
+BENCHMARKS = {
+    "bench_model": "model",
+    "bench_serve": "serve",
+    "bench_loader": "loader",
+    "bench_decode": "decode",
+    "bench_overload": "overload",
+    "bench_soak": "soak",
+    "held_out": "held_out",
+}
+
+
+@pytest.mark.parametrize(("script", "name"), BENCHMARKS.items())
+def test_benchmarks_default_to_runs_not_the_committed_results(script: str, name: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / f"{script}.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    help_text = " ".join(result.stdout.split())
+    assert f"(default: runs/bench/{name}.json)" in help_text
+    assert f"--out benchmarks/results/{name}.json updates the committed figures" in help_text
+
+
+@pytest.mark.slow
+def test_bench_model_leaves_the_committed_results_alone(tmp_path: Path) -> None:
+    committed = REPO / "benchmarks" / "results" / "model.json"
+    before = hashlib.sha256(committed.read_bytes()).hexdigest(), committed.stat().st_mtime_ns
+    script = REPO / "benchmarks" / "bench_model.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--repeats", "1", "--batch", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = tmp_path / "runs" / "bench" / "model.json"
+    assert f"wrote {written.relative_to(tmp_path)}" in result.stdout
+    rows = json.loads(written.read_text())["rows"]
+    assert [r["backend"] for r in rows] == ["torch-eager", "onnxruntime"]
+    assert (
+        hashlib.sha256(committed.read_bytes()).hexdigest(),
+        committed.stat().st_mtime_ns,
+    ) == before
