@@ -9,25 +9,31 @@ Owns the backend interface (:class:`InferenceBackend`: ``run(batch, features=...
 
 Backbone features (what the EmojiGAN head is conditioned on) come from the same pass as the
 probabilities, and are copied to the host only when a caller asks for them.
+
+Importing this module, and :class:`OnnxBackend`, need no torch: it is imported by what needs it
+(the torch backend, exporting, choosing ``auto`` on a machine with a GPU).
 """
 
 from __future__ import annotations
 
+import glob
+import importlib.util
 import logging
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
-from emojinet.artifacts import atomic_write
-from emojinet.checkpoint import model_digest
 from emojinet.errors import ConfigError, FeaturesUnavailableError
-from emojinet.model import EmojiNet
+
+if TYPE_CHECKING:
+    import torch
+
+    from emojinet.model import EmojiNet
 
 __all__ = [
     "InferenceBackend",
@@ -38,12 +44,14 @@ __all__ = [
     "export_onnx",
     "make_backend",
     "model_digest",
+    "resolve_backend",
     "select_device",
 ]
 
 log = logging.getLogger(__name__)
 
 BackendName = Literal["auto", "torch", "onnx"]
+BackendChoice = Literal["torch", "onnx"]
 Array = npt.NDArray[np.float32]
 
 
@@ -93,8 +101,45 @@ class InferenceBackend(Protocol):
         ...
 
 
+def model_digest(model: EmojiNet) -> str:
+    """:func:`emojinet.checkpoint.model_digest` (imports torch)."""
+    from emojinet.checkpoint import model_digest as digest
+
+    return digest(model)
+
+
+def _check_device(spec: str) -> None:
+    if spec not in ("auto", "cpu") and not spec.startswith("cuda"):
+        raise ConfigError(f"unknown device {spec!r}; choose auto, cpu or cuda[:N]")
+
+
+def _cuda_available() -> bool:
+    """torch sees a GPU. Without torch, or without a GPU device node, torch is not imported."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    if not any(glob.glob(p) for p in ("/dev/nvidia[0-9]*", "/dev/kfd", "/dev/dxg")):
+        return False  # no NVIDIA, ROCm or WSL GPU here: torch would say the same, slower
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_backend(backend: BackendName = "auto", device: str = "auto") -> BackendChoice:
+    """The backend ``backend`` and ``device`` pick: ``auto`` is torch on a GPU, else ONNX."""
+    if backend not in ("auto", "torch", "onnx"):
+        raise ConfigError(f"unknown backend {backend!r}; choose auto, torch or onnx")
+    _check_device(device)
+    if backend != "auto":
+        return backend
+    if device == "auto":
+        return "torch" if _cuda_available() else "onnx"
+    return "onnx" if device == "cpu" else "torch"
+
+
 def select_device(spec: str = "auto") -> torch.device:
     """``auto`` → CUDA when available, else CPU. Asking for CUDA without a GPU is an error."""
+    import torch
+
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
@@ -110,6 +155,8 @@ class TorchBackend:
     supports_features = True
 
     def __init__(self, model: EmojiNet, device: str | torch.device = "auto") -> None:
+        import torch
+
         self.torch_device = select_device(device) if isinstance(device, str) else device
         self.device = str(self.torch_device)
         self.name = "torch"
@@ -118,22 +165,24 @@ class TorchBackend:
         if self._cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
 
-    @torch.inference_mode()
     def run(self, batch: Array, *, features: bool = False) -> Outputs:
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(
-            self.torch_device, non_blocking=True
-        )
-        if self._cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.float16):
-                f = self.model.forward_features(x)  # (N, D)
-                logits = self.model.forward_head(f)  # (N, V)
-        else:
-            f = self.model.forward_features(x)
-            logits = self.model.forward_head(f)
-        probs = torch.sigmoid(logits.float()).cpu().numpy()
-        # The features stay on the device unless asked for: no copy for the classifier head.
-        return Outputs(probs, f.float().cpu().numpy() if features else None)
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(
+                self.torch_device, non_blocking=True
+            )
+            if self._cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cuda", dtype=torch.float16):
+                    f = self.model.forward_features(x)  # (N, D)
+                    logits = self.model.forward_head(f)  # (N, V)
+            else:
+                f = self.model.forward_features(x)
+                logits = self.model.forward_head(f)
+            probs = torch.sigmoid(logits.float()).cpu().numpy()
+            # The features stay on the device unless asked for: no copy for the classifier head.
+            return Outputs(probs, f.float().cpu().numpy() if features else None)
 
 
 def export_onnx(model: EmojiNet, path: str | Path, *, opset: int = 18) -> Path:
@@ -142,6 +191,10 @@ def export_onnx(model: EmojiNet, path: str | Path, *, opset: int = 18) -> Path:
     Input ``images`` (N, 3, H, W); outputs ``probs`` (N, V) and ``features`` (N, D), the pooled
     backbone features of the same pass.
     """
+    import torch
+
+    from emojinet.artifacts import atomic_write
+
     path = Path(path)
     model = model.eval().cpu()
     size = model.preprocess.input_size
@@ -209,14 +262,25 @@ class OnnxBackend:
 
     @classmethod
     def from_model(cls, model: EmojiNet, *, cache_dir: str | Path | None = None) -> OnnxBackend:
-        """Export once per distinct model (keyed by :func:`model_digest`) and reuse the file."""
+        """Export once per distinct model (keyed by :func:`model_digest`) and reuse the file.
+
+        Raises:
+            ConfigError: the file is not there yet and the cache folder is not writable.
+        """
         cache = Path(cache_dir) if cache_dir else _cache_dir()
         # "-pf": files with both outputs (probs, features); older single-output files are ignored.
         path = cache / f"{model.cfg.backbone}-{model_digest(model)[:16]}-pf.onnx"
         with _export_lock:
             if not path.is_file():
                 log.info("exporting the model to ONNX at %s (once per model)", path)
-                export_onnx(model, path)
+                try:
+                    cache.mkdir(parents=True, exist_ok=True)
+                    export_onnx(model, path)
+                except OSError as exc:  # a read-only home or container root
+                    raise ConfigError(
+                        f"cannot export the model to ONNX in {cache} ({exc.strerror or exc}): set "
+                        "EMOJINET_CACHE_DIR to a writable folder, or use backend torch"
+                    ) from exc
         return cls(path)
 
     def run(self, batch: Array, *, features: bool = False) -> Outputs:
@@ -235,9 +299,8 @@ def make_backend(
     model: EmojiNet, backend: BackendName = "auto", device: str = "auto"
 ) -> InferenceBackend:
     """``auto``: torch on CUDA when a GPU is there, otherwise ONNX Runtime on the CPU."""
-    if backend not in ("auto", "torch", "onnx"):
-        raise ConfigError(f"unknown backend {backend!r}; choose auto, torch or onnx")
-    dev = select_device(device)
-    if backend == "torch" or (backend == "auto" and dev.type == "cuda"):
-        return TorchBackend(model, dev)
+    if resolve_backend(backend, device) == "torch":
+        return TorchBackend(model, select_device(device))
+    if device.startswith("cuda"):
+        select_device(device)  # asking for CUDA without a GPU is an error
     return OnnxBackend.from_model(model)

@@ -6,23 +6,26 @@ describing the draws with :func:`emojinet.sampling.describe_draws`) and :class:`
 A GAN release is conditioned on one classifier's backbone features; :meth:`GanHead.load`
 refuses a release trained on another model (its ``backbone_sha256`` must equal the loaded
 model's sha256) or over another vocabulary. The service and ``emojinet suggest --gan`` share it.
+Importing this module needs no torch; loading a release does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from emojinet.errors import EmojiNetError
-from emojinet.gan import EmojiGAN
-from emojinet.gan_io import load_gan
 from emojinet.sampling import Distribution, check_draws, describe_draws
 from emojinet.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    import torch
+
+    from emojinet.gan import EmojiGAN
 
 __all__ = ["GanHead", "GanHeadError"]
 
@@ -55,7 +58,12 @@ class GanHead:
 
         Raises:
             GanHeadError: the release is unreadable or belongs to another model.
+            ImportError: torch is not installed.
         """
+        import torch
+
+        from emojinet.gan_io import load_gan
+
         try:
             gan, meta = load_gan(path)
         except EmojiNetError as exc:
@@ -81,20 +89,21 @@ class GanHead:
     def vocab(self) -> Vocabulary:
         return self.gan.vocab
 
-    @torch.no_grad()
     def draw(
         self, features: npt.NDArray[np.float32], n: int, *, seed: int | None = None
     ) -> npt.NDArray[np.int64]:
         """(N, D) backbone features → (N, n) vocabulary indices, never a deny-listed one."""
+        import torch
+
         gen = torch.Generator()
         if seed is None:
             gen.seed()
         else:
             gen.manual_seed(seed)
         f = torch.as_tensor(np.asarray(features, np.float32))
-        out: npt.NDArray[np.int64] = (
-            self.gan.sample(f, n, generator=gen, allowed=self.allowed).numpy().astype(np.int64)
-        )
+        with torch.no_grad():
+            drawn = self.gan.sample(f, n, generator=gen, allowed=self.allowed)  # (N, n)
+        out: npt.NDArray[np.int64] = drawn.numpy().astype(np.int64)
         return out
 
     def distribution(
@@ -116,6 +125,6 @@ class GanHead:
         """
         check_draws(n)
         draws = self.draw(np.asarray(features, np.float32)[None], n, seed=seed)[0]  # (n,)
-        freqs = torch.from_numpy(np.bincount(draws, minlength=len(self.vocab)) / n)  # (V,)
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        freqs = np.bincount(draws, minlength=len(self.vocab)) / n  # (V,)
+        gen = np.random.default_rng(seed)
         return describe_draws(draws.tolist(), freqs, list(self.vocab.emojis), generator=gen, k=k)

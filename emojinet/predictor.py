@@ -10,7 +10,9 @@ a server schedules differently:
   for (:attr:`Predictor.supports_features` says whether they can be);
 * :meth:`Predictor.top_k` turns one row of probabilities into suggestions.
 
-:meth:`Predictor.predict` chains the three for scripts and the command line. The deny-list is
+:meth:`Predictor.predict` chains the three for scripts and the command line. The built-in model
+on ONNX Runtime loads from the ONNX file shipped in the package and imports no torch (nor does
+anything here on that path: preprocessing is Pillow and numpy). The deny-list is
 applied in :meth:`Predictor.run_batch` alone: a deny-listed emoji's probability is 0 there, so
 no head and no endpoint ever sees it (the EmojiGAN head reads the same mask,
 :attr:`Predictor.denied`, to never draw one).
@@ -22,25 +24,29 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
-from emojinet import checkpoint
 from emojinet.backends import (
     BackendName,
     InferenceBackend,
+    OnnxBackend,
     OutputRow,
     Outputs,
     make_backend,
     model_digest,
+    resolve_backend,
+    select_device,
 )
 from emojinet.errors import VocabularyError
-from emojinet.model import EmojiNet
-from emojinet.preprocess import DEFAULT_MAX_PIXELS, decode_image, eval_preset
+from emojinet.onnx_release import BUILTIN_VOCAB, OnnxModel, builtin_onnx, read_onnx_model
+from emojinet.preprocess import DEFAULT_MAX_PIXELS, PreprocessConfig, decode_image, eval_array
 from emojinet.vocab import Vocabulary, normalize_emoji
+
+if TYPE_CHECKING:
+    from emojinet.model import EmojiNet
 
 __all__ = [
     "ModelInfo",
@@ -48,6 +54,7 @@ __all__ = [
     "Outputs",
     "Prediction",
     "Predictor",
+    "ServedModel",
     "Suggestion",
     "deny_mask",
 ]
@@ -55,6 +62,27 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Array = npt.NDArray[np.float32]
+
+
+class _Card(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def backbone(self) -> str: ...
+    @property
+    def head(self) -> str: ...
+
+
+class ServedModel(Protocol):
+    """What a predictor needs of a model: an :class:`~emojinet.model.EmojiNet` or an
+    :class:`~emojinet.onnx_release.OnnxModel`."""
+
+    @property
+    def cfg(self) -> _Card: ...
+    @property
+    def vocab(self) -> Vocabulary: ...
+    @property
+    def preprocess(self) -> PreprocessConfig: ...
 
 
 @dataclass(frozen=True)
@@ -103,7 +131,7 @@ class Predictor:
 
     def __init__(
         self,
-        model: EmojiNet,
+        model: ServedModel,
         backend: InferenceBackend,
         *,
         sha256: str = "",
@@ -114,7 +142,6 @@ class Predictor:
         self.vocab = model.vocab
         self.backend = backend
         self.max_pixels = max_pixels
-        self._transform = eval_preset(model.preprocess)
         self._names = model.vocab.names()
         self.denied = deny_mask(model.vocab, deny)
         if self.denied.all():
@@ -125,7 +152,7 @@ class Predictor:
             head=model.cfg.head,
             vocab_size=len(model.vocab),
             version=_version(),
-            sha256=sha256 or model_digest(model),
+            sha256=sha256 or _digest(model),
             backend=backend.name,
             device=backend.device,
         )
@@ -141,10 +168,22 @@ class Predictor:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         deny: Iterable[str] = (),
     ) -> Predictor:
-        """The model at ``path`` (see :func:`emojinet.checkpoint.load`) on ``backend``."""
+        """The model at ``path`` (see :func:`emojinet.checkpoint.load`) on ``backend``.
+
+        The built-in model on ONNX Runtime runs the ONNX file shipped in the package (checked by
+        sha256), without torch; any other model is loaded with torch and exported once.
+        """
+        kw: dict[str, Any] = {"max_pixels": max_pixels, "deny": deny}
+        builtin = not path and (vocab or BUILTIN_VOCAB) == BUILTIN_VOCAB
+        if builtin and resolve_backend(backend, device) == "onnx" and builtin_onnx().is_file():
+            if device.startswith("cuda"):
+                select_device(device)  # asking for CUDA without a GPU is an error
+            spec = read_onnx_model(builtin_onnx())
+            return cls(spec, OnnxBackend(spec.path), sha256=spec.model_sha256, **kw)
+        from emojinet import checkpoint
+
         model, meta = checkpoint.load(path, vocab=vocab)
-        backend_impl = make_backend(model, backend, device)
-        return cls(model, backend_impl, sha256=meta.digest, max_pixels=max_pixels, deny=deny)
+        return cls(model, make_backend(model, backend, device), sha256=meta.digest, **kw)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -161,9 +200,7 @@ class Predictor:
         img = decode_image(
             data, max_pixels=self.max_pixels, draft_size=self.model.preprocess.resize_size
         )
-        x: torch.Tensor = self._transform(img)
-        out: Array = x.numpy()
-        return out
+        return eval_array(img, self.model.preprocess)
 
     def run_batch(self, batch: Array, *, features: bool = False) -> Outputs:
         """(N, 3, H, W) → (N, V) probabilities, and (N, D) features with ``features``: one pass.
@@ -236,6 +273,12 @@ def deny_mask(vocab: Vocabulary, deny: Iterable[str]) -> npt.NDArray[np.bool_]:
         if e in vocab:
             mask[vocab.index(e)] = True
     return mask
+
+
+def _digest(model: ServedModel) -> str:
+    if isinstance(model, OnnxModel):
+        return model.model_sha256
+    return model_digest(cast("EmojiNet", model))
 
 
 def _version() -> str:

@@ -1,4 +1,7 @@
-"""Image decoding and the eval/train presets. Defined once; CLI, training and service all use it."""
+"""Image decoding and the eval/train presets. Defined once; CLI, training and service all use it.
+
+Decoding and :func:`eval_array` (serving) need no torch; the torchvision presets import it.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,11 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+import numpy.typing as npt
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
-from torchvision.transforms import v2 as T
 
 from emojinet.errors import (
     ConfigError,
@@ -21,6 +23,10 @@ from emojinet.errors import (
     InvalidImageError,
     UnsupportedImageFormatError,
 )
+
+if TYPE_CHECKING:
+    import torch
+    from torchvision.transforms import v2 as T
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -30,6 +36,7 @@ __all__ = [
     "ImageHeader",
     "PreprocessConfig",
     "decode_image",
+    "eval_array",
     "eval_preset",
     "load_image",
     "probe_image",
@@ -290,6 +297,8 @@ def load_image(
 
 
 def _interpolation(name: str) -> T.InterpolationMode:
+    from torchvision.transforms import v2 as T
+
     try:
         return T.InterpolationMode(name)
     except ValueError:
@@ -297,11 +306,45 @@ def _interpolation(name: str) -> T.InterpolationMode:
         raise ConfigError(f"unknown interpolation {name!r}; choose one of {choices}") from None
 
 
+# torchvision's interpolation names → Pillow's filters (antialiased when shrinking, as
+# torchvision's ``antialias=True``).
+_PIL_FILTERS = {
+    name: Image.Resampling[name.removesuffix("-exact").upper()]
+    for name in ("nearest", "nearest-exact", "bilinear", "bicubic", "box", "hamming", "lanczos")
+}
+
+
+def eval_array(img: Image.Image, cfg: PreprocessConfig) -> npt.NDArray[np.float32]:
+    """:func:`eval_preset` with Pillow and numpy: RGB image → (3, input_size, input_size) float32.
+
+    Matches the torchvision preset to within about one grey level (Pillow and torchvision
+    resize the same way, up to rounding); serving uses it so that it needs no torch.
+    """
+    if (resample := _PIL_FILTERS.get(cfg.interpolation)) is None:
+        raise ConfigError(f"unknown interpolation {cfg.interpolation!r}; use {list(_PIL_FILTERS)}")
+    img = img.convert("RGB")
+    if cfg.crop == "full":
+        img = img.resize((cfg.input_size, cfg.input_size), resample)
+    else:  # torchvision's Resize (short side) and CenterCrop, with their rounding
+        short, long = min(img.size), max(img.size)
+        new = (cfg.resize_size, int(cfg.resize_size * long / short))
+        img = img.resize(new if img.width <= img.height else new[::-1], resample)
+        left, top = (round((side - cfg.input_size) / 2.0) for side in img.size)
+        img = img.crop((left, top, left + cfg.input_size, top + cfg.input_size))
+    x = np.asarray(img, dtype=np.float32) / np.float32(255.0)  # (H, W, 3)
+    y = (x - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
+    out: npt.NDArray[np.float32] = np.ascontiguousarray(y.transpose(2, 0, 1), dtype=np.float32)
+    return out
+
+
 def eval_preset(cfg: PreprocessConfig) -> T.Compose:
     """Resize and crop as ``cfg.crop`` says (see :class:`PreprocessConfig`), then normalise.
 
     Input: an RGB PIL image. Output: float tensor (3, input_size, input_size).
     """
+    import torch
+    from torchvision.transforms import v2 as T
+
     interpolation = _interpolation(cfg.interpolation)
     resize: list[Any]
     if cfg.crop == "full":
@@ -326,6 +369,9 @@ def train_preset(
     cfg: PreprocessConfig, *, scale: tuple[float, float] = (0.35, 1.0), hflip: bool = True
 ) -> T.Compose:
     """Random-resized crop, optional horizontal flip, light colour jitter, normalise."""
+    import torch
+    from torchvision.transforms import v2 as T
+
     steps: list[Any] = [
         T.PILToTensor(),
         T.RandomResizedCrop(
@@ -347,5 +393,7 @@ def train_preset(
 
 def to_tensor_batch(images: list[Image.Image], cfg: PreprocessConfig) -> torch.Tensor:
     """Eval-preprocess several images into one (N, 3, H, W) float tensor."""
+    import torch
+
     transform = eval_preset(cfg)
     return torch.stack([transform(img) for img in images])

@@ -6,7 +6,7 @@ not to one emoji. Given a model's per-emoji scores we form a categorical distrib
 
 Owns :class:`Distribution` and :func:`describe_draws`, which every head shares (the classifier's
 :func:`sample_distribution` here, the EmojiGAN head in :mod:`emojinet.gan_head`), and the
-classifier's categorical sampling.
+classifier's categorical sampling. Numpy only: the serving path never imports torch.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import torch
+import numpy.typing as npt
 
 from emojinet.errors import SamplingError
 
@@ -33,6 +33,8 @@ __all__ = [
 
 #: Resamples used to estimate mode stability (standard error ≤ 0.5 / sqrt(R) ≈ 0.016).
 STABILITY_RESAMPLES = 1000
+
+Floats = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -65,33 +67,36 @@ class Distribution:
 
 
 def categorical(
-    scores: torch.Tensor, temperature: float = 1.0, top_k: int | None = None
-) -> torch.Tensor:
-    """(V,) non-negative scores → (V,) probabilities ∝ scores^(1/T), optionally cut to the top k.
+    scores: npt.ArrayLike, temperature: float = 1.0, top_k: int | None = None
+) -> Floats:
+    """(V,) non-negative scores → (V,) float64 probabilities ∝ scores^(1/T), optionally cut to
+    the top k.
 
     ``T < 1`` sharpens, ``T > 1`` flattens; zero scores (e.g. deny-listed emojis) stay zero.
     """
     if temperature <= 0:
         raise SamplingError(f"temperature must be > 0, got {temperature}")
-    s = scores.double().clamp_min(0.0)
+    s = np.clip(np.asarray(scores, dtype=np.float64), 0.0, None)
     if float(s.sum()) <= 0:
         raise SamplingError("all scores are zero: there is nothing to sample")
     # scores^(1/T) computed in log space, normalised by the max for stability.
-    logp = torch.where(s > 0, s.log() / temperature, torch.full_like(s, -math.inf))
-    if top_k is not None and top_k < s.numel():
-        kth = torch.topk(logp, top_k).values[-1]
-        logp = torch.where(logp >= kth, logp, torch.full_like(logp, -math.inf))
-    return torch.softmax(logp, dim=0)
+    with np.errstate(divide="ignore"):
+        logp = np.where(s > 0, np.log(s) / temperature, -math.inf)
+    if top_k is not None and top_k < s.size:
+        kth = np.partition(logp, s.size - top_k)[s.size - top_k]  # the k-th largest
+        logp = np.where(logp >= kth, logp, -math.inf)
+    p = np.exp(logp - logp.max())
+    out: Floats = p / p.sum()
+    return out
 
 
-@torch.no_grad()
 def mode_stability(
-    probs: torch.Tensor,
+    probs: npt.ArrayLike,
     n: int,
     mode: int,
     *,
     resamples: int = STABILITY_RESAMPLES,
-    generator: torch.Generator | None = None,
+    generator: np.random.Generator | None = None,
 ) -> float:
     """P(the mode of ``n`` fresh draws from ``probs`` is ``mode``), by resampling.
 
@@ -100,25 +105,28 @@ def mode_stability(
         n: draws per sample set.
         mode: index of the observed mode.
         resamples: R independent sets of ``n`` draws.
+        generator: numpy's, for reproducible resampling.
 
     Ties are broken towards the more probable emoji, the same rule :func:`summarize` uses.
     """
-    order = torch.argsort(probs, descending=True, stable=True)  # rank → emoji index
-    ranked = probs[order].float()  # (V,) sorted, so argmax's first-index rule = more probable
-    draws = torch.multinomial(ranked, n * resamples, replacement=True, generator=generator)
-    draws = draws.view(resamples, n)  # (R, n) ranks
-    counts = torch.zeros(resamples, ranked.numel(), dtype=torch.int32)
-    counts.scatter_add_(1, draws, torch.ones_like(draws, dtype=torch.int32))  # (R, V)
-    modes = order[counts.argmax(dim=1)]  # (R,) emoji indices
-    return float((modes == mode).double().mean())
+    rng = generator if generator is not None else np.random.default_rng()
+    p = np.asarray(probs, dtype=np.float64)
+    order = np.argsort(-p, kind="stable")  # rank → emoji index
+    ranked = p[order] / p.sum()  # (V,) sorted, so argmax's first-index rule = more probable
+    draws = rng.choice(ranked.size, size=(resamples, n), p=ranked)  # (R, n) ranks
+    width = int(draws.max()) + 1  # ranks past the largest drawn have no counts
+    rows = np.arange(resamples)[:, None] * width
+    counts = np.bincount((rows + draws).ravel(), minlength=resamples * width)
+    modes = order[counts.reshape(resamples, width).argmax(axis=1)]  # (R,) emoji indices
+    return float((modes == mode).mean())
 
 
 def summarize(
-    draws: Sequence[int], probs: torch.Tensor, vocab: Sequence[str]
+    draws: Sequence[int], probs: npt.ArrayLike, vocab: Sequence[str]
 ) -> tuple[list[tuple[str, int]], int]:
     """Histogram of draws (most frequent first; ties → more probable emoji) and the mode index."""
     counts = np.bincount(np.asarray(draws, dtype=np.int64), minlength=len(vocab))
-    p = probs.double().numpy()
+    p = np.asarray(probs, dtype=np.float64)
     ranked = sorted(np.flatnonzero(counts).tolist(), key=lambda i: (-counts[i], -p[i], i))
     histogram = [(vocab[i], int(counts[i])) for i in ranked]
     return histogram, int(ranked[0])
@@ -132,11 +140,11 @@ def check_draws(n: int) -> None:
 
 def describe_draws(
     draws: Sequence[int],
-    probs: torch.Tensor,
+    probs: npt.ArrayLike,
     vocab: Sequence[str],
     *,
     temperature: float = 1.0,
-    generator: torch.Generator | None = None,
+    generator: np.random.Generator | None = None,
     k: int = 10,
 ) -> Distribution:
     """What ``n = len(draws)`` draws from ``probs`` look like, for any head.
@@ -151,23 +159,23 @@ def describe_draws(
         k: how many entries the empirical ``top_k`` lists.
     """
     n = len(draws)
-    histogram, mode = summarize(draws, probs, vocab)
-    nz = probs[probs > 0]
+    p = np.asarray(probs, dtype=np.float64)
+    histogram, mode = summarize(draws, p, vocab)
+    nz = p[p > 0]
     return Distribution(
         samples=[vocab[i] for i in draws],
         histogram=histogram,
         mode=vocab[mode],
-        mode_stability=mode_stability(probs, n, mode, generator=generator),
-        entropy=0.0 - float((nz * nz.log2()).sum()),  # 0.0, never -0.0
+        mode_stability=mode_stability(p, n, mode, generator=generator),
+        entropy=0.0 - float((nz * np.log2(nz)).sum()),  # 0.0, never -0.0
         top_k=[(e, c / n) for e, c in histogram[:k]],
         n=n,
         temperature=temperature,
     )
 
 
-@torch.no_grad()
 def sample_distribution(
-    scores: np.ndarray | torch.Tensor,
+    scores: npt.ArrayLike,
     vocab: Sequence[str],
     *,
     n: int = 50,
@@ -184,19 +192,17 @@ def sample_distribution(
         n: number of draws (the paper uses 50).
         temperature: see :func:`categorical`.
         top_k: sample only among the k best-scored emojis.
-        seed: makes the draws and the stability estimate reproducible.
+        seed: makes the draws and the stability estimate reproducible (numpy's PCG64).
         k: how many entries the empirical ``top_k`` lists.
 
     Raises:
         SamplingError: bad ``n``, ``temperature`` or shape, or every score is zero.
     """
     check_draws(n)
-    s = torch.as_tensor(np.asarray(scores, dtype=np.float64))
-    if s.ndim != 1 or s.numel() != len(vocab):
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1 or s.size != len(vocab):
         raise SamplingError(f"scores must have shape ({len(vocab)},), got {tuple(s.shape)}")
-    gen = torch.Generator().manual_seed(seed) if seed is not None else torch.Generator()
-    if seed is None:
-        gen.seed()
+    rng = np.random.default_rng(seed)
     probs = categorical(s, temperature, top_k)  # (V,)
-    draws = torch.multinomial(probs.float(), n, replacement=True, generator=gen).tolist()  # (n,)
-    return describe_draws(draws, probs, vocab, temperature=temperature, generator=gen, k=k)
+    draws = rng.choice(probs.size, size=n, p=probs).tolist()  # (n,)
+    return describe_draws(draws, probs, vocab, temperature=temperature, generator=rng, k=k)

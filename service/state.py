@@ -172,6 +172,10 @@ class ServiceState:
                 vocab=predictor.vocab,
                 denied=predictor.denied,
             )
+        except ImportError as exc:  # the GAN head runs on torch; the classifier does not
+            self.gan_error = f"the GAN head is not available: it needs torch ({exc})"
+            log.error("cannot load the GAN release %s without torch: %s", path, exc)
+            return
         except GanHeadError as exc:
             self.gan_error = f"the GAN head is not available: {exc}"
             log.error("refusing the GAN release %s: %s", path, exc)

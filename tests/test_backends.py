@@ -11,10 +11,12 @@ from emojinet.backends import (
     export_onnx,
     make_backend,
     model_digest,
+    resolve_backend,
     select_device,
 )
 from emojinet.errors import ConfigError, FeaturesUnavailableError, VocabularyError
 from emojinet.model import EmojiNet
+from emojinet.onnx_release import builtin_onnx, read_onnx_model
 from emojinet.predictor import Prediction, Predictor
 
 
@@ -138,3 +140,42 @@ def test_predict_is_typed_and_the_deny_list_applies_once(
     assert Predictor(model, backend).predict([]) == []
     with pytest.raises(VocabularyError, match="every emoji"):
         Predictor(model, backend, deny=["🐱", "☕", "🚀", "🌸", "😂"])
+
+
+def test_the_shipped_builtin_onnx_is_the_builtin_model(
+    default_model: EmojiNet, photos: dict[str, bytes]
+) -> None:
+    """The package's ONNX file is today's built-in model: same identity, vocabulary,
+    preprocessing and outputs (re-export with ``emojinet.onnx_release.write_builtin`` if not)."""
+    from emojinet.checkpoint import load
+
+    spec = read_onnx_model(builtin_onnx())
+    assert spec.model_sha256 == load()[1].digest
+    assert list(spec.vocab) == list(default_model.vocab)
+    assert spec.preprocess == default_model.preprocess
+    assert spec.cfg.name == default_model.cfg.name and spec.cfg.head == default_model.cfg.head
+    onnx = Predictor.load(None, backend="onnx")
+    assert onnx.info.sha256 == spec.model_sha256 and onnx.backend.path == builtin_onnx()  # type: ignore[attr-defined]
+    torch_ = Predictor(default_model, TorchBackend(default_model, "cpu"))
+    images = [photos[n] for n in ("chelsea", "coffee", "rocket")]
+    for a, b in zip(onnx.predict(images, k=5), torch_.predict(images, k=5), strict=True):
+        assert [s.emoji for s in a.suggestions] == [s.emoji for s in b.suggestions]
+        np.testing.assert_allclose(a.probs, b.probs, atol=2e-3)
+
+
+def test_resolve_backend() -> None:
+    assert resolve_backend("auto", "cpu") == "onnx"
+    assert resolve_backend("torch", "cpu") == "torch"
+    assert resolve_backend("onnx", "auto") == "onnx"
+    assert resolve_backend("auto", "cuda") == "torch"
+    assert resolve_backend("auto", "auto") == ("torch" if torch.cuda.is_available() else "onnx")
+    with pytest.raises(ConfigError, match="choose auto, cpu or cuda"):
+        resolve_backend("onnx", "tpu")
+
+
+def test_an_unwritable_export_folder_is_a_clear_error(
+    tiny_model_factory: Callable[..., EmojiNet], tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ConfigError, match="set EMOJINET_CACHE_DIR to a writable folder"):
+        OnnxBackend.from_model(tiny_model_factory(), cache_dir=tmp_path / "file" / "cache")

@@ -9,6 +9,7 @@ from emojinet.errors import ImageTooLargeError, InvalidImageError
 from emojinet.preprocess import (
     PreprocessConfig,
     decode_image,
+    eval_array,
     eval_preset,
     load_image,
     to_tensor_batch,
@@ -149,3 +150,32 @@ def test_unknown_interpolation_lists_choices() -> None:
 def test_preprocess_config_round_trip() -> None:
     cfg = PreprocessConfig(128, 146, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "bicubic")
     assert PreprocessConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        PreprocessConfig(),  # ImageNet: short side 256, centre 224
+        PreprocessConfig(crop="full", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),  # built-in
+        PreprocessConfig(96, 110, interpolation="bicubic"),
+        PreprocessConfig(64, 73),  # odd margins: the centre crop's rounding
+    ],
+)
+@pytest.mark.parametrize("name", ["chelsea", "coffee"])
+def test_numpy_eval_matches_torchvision(
+    photos: dict[str, bytes], name: str, cfg: PreprocessConfig
+) -> None:
+    """Serving's Pillow + numpy preprocessing is the torchvision preset, to one grey level."""
+    for img in (decode_image(photos[name]), decode_image(photos[name]).rotate(90, expand=True)):
+        got = eval_array(img, cfg)
+        want = eval_preset(cfg)(img).numpy()
+        assert got.shape == want.shape == (3, cfg.input_size, cfg.input_size)
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        diff = np.abs(got - want)
+        assert diff.max() <= 1.01 / 255 / min(cfg.std)  # one grey level, after normalising
+        assert diff.mean() < 0.25 / 255 / min(cfg.std)  # most values equal, few off by one
+
+
+def test_numpy_eval_refuses_unknown_interpolation(photos: dict[str, bytes]) -> None:
+    with pytest.raises(ValueError, match="unknown interpolation 'cubic-ish'"):
+        eval_array(decode_image(photos["coffee"]), PreprocessConfig(interpolation="cubic-ish"))

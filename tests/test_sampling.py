@@ -2,12 +2,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from emojinet.errors import SamplingError
 from emojinet.sampling import categorical, describe_draws, mode_stability, sample_distribution
 
 VOCAB = ["🐱", "☕", "🚀", "🌸"]
+PINNED_SEED_0 = ["☕", "🐱", "🐱", "🐱", "🚀", "🚀", "☕", "☕"]
 
 
 def test_histogram_frequencies_converge_to_probabilities() -> None:
@@ -38,8 +38,8 @@ def test_entropy_is_exact() -> None:
     ],
 )
 def test_mode_stability_against_hand_computed_values(n: int, expected: float) -> None:
-    probs = torch.tensor([0.3, 0.7], dtype=torch.float64)  # the favourite is index 1
-    gen = torch.Generator().manual_seed(0)
+    probs = np.array([0.3, 0.7])  # the favourite is index 1
+    gen = np.random.default_rng(0)
     got = mode_stability(probs, n, mode=1, resamples=40_000, generator=gen)
     assert got == pytest.approx(expected, abs=0.01)
 
@@ -61,22 +61,24 @@ def test_seed_makes_draws_reproducible() -> None:
 
 
 def test_temperature_and_top_k() -> None:
-    scores = torch.tensor([0.8, 0.4, 0.2, 0.1])
+    scores = np.array([0.8, 0.4, 0.2, 0.1])
     p1 = categorical(scores, 1.0)
-    assert torch.allclose(p1, scores.double() / scores.sum())
+    assert p1.dtype == np.float64 and np.allclose(p1, scores / scores.sum())
     sharp = categorical(scores, 0.5)
-    assert torch.allclose(sharp, scores.double() ** 2 / (scores.double() ** 2).sum())
+    assert np.allclose(sharp, scores**2 / (scores**2).sum())
     flat = categorical(scores, 100.0)
     assert float(flat.max() - flat.min()) < 0.02
     top2 = categorical(scores, 1.0, top_k=2)
-    assert torch.allclose(top2, torch.tensor([2 / 3, 1 / 3, 0, 0], dtype=torch.float64))
+    assert np.allclose(top2, [2 / 3, 1 / 3, 0, 0])
+    tied = categorical(np.array([0.5, 0.5, 0.5, 0.1]), 1.0, top_k=2)  # ties at the cut stay in
+    assert np.allclose(tied, [1 / 3, 1 / 3, 1 / 3, 0])
 
 
 def test_bad_arguments() -> None:
     with pytest.raises(SamplingError, match="temperature must be > 0"):
-        categorical(torch.ones(3), 0.0)
+        categorical(np.ones(3), 0.0)
     with pytest.raises(SamplingError, match="nothing to sample"):
-        categorical(torch.zeros(3))
+        categorical(np.zeros(3))
     with pytest.raises(SamplingError, match=r"scores must have shape \(4,\)"):
         sample_distribution(np.ones(3), VOCAB)
     with pytest.raises(SamplingError, match="n must be at least 1"):
@@ -95,8 +97,8 @@ def test_to_dict_is_json_ready() -> None:
 
 def test_describe_draws_is_what_both_heads_report() -> None:
     draws = [1, 0, 1, 2, 1, 0]
-    freqs = torch.tensor([2 / 6, 3 / 6, 1 / 6, 0.0], dtype=torch.float64)
-    d = describe_draws(draws, freqs, VOCAB, generator=torch.Generator().manual_seed(0), k=2)
+    freqs = np.array([2 / 6, 3 / 6, 1 / 6, 0.0])
+    d = describe_draws(draws, freqs, VOCAB, generator=np.random.default_rng(0), k=2)
     assert d.samples == ["☕", "🐱", "☕", "🚀", "☕", "🐱"] and d.n == 6
     assert d.histogram == [("☕", 3), ("🐱", 2), ("🚀", 1)] and d.mode == "☕"
     assert d.top_k == [("☕", 0.5), ("🐱", 2 / 6)] and d.temperature == 1.0
@@ -105,9 +107,26 @@ def test_describe_draws_is_what_both_heads_report() -> None:
     assert 0.0 < d.mode_stability < 1.0
     # The classifier head's draws are described the same way, against its categorical.
     s = sample_distribution(np.array([0.8, 0.4, 0.2, 0.1]), VOCAB, n=50, seed=0, temperature=2.0)
-    probs = categorical(torch.tensor([0.8, 0.4, 0.2, 0.1], dtype=torch.float64), 2.0)
+    probs = categorical(np.array([0.8, 0.4, 0.2, 0.1]), 2.0)
     again = describe_draws([VOCAB.index(e) for e in s.samples], probs, VOCAB, temperature=2.0)
     assert (again.histogram, again.mode, again.top_k) == (s.histogram, s.mode, s.top_k)
     assert again.entropy == pytest.approx(s.entropy) and again.temperature == 2.0
-    one = describe_draws([3], torch.tensor([0.0, 0.0, 0.0, 1.0]), VOCAB)
+    one = describe_draws([3], np.array([0.0, 0.0, 0.0, 1.0]), VOCAB)
     assert one.entropy == 0.0 and math.copysign(1.0, one.entropy) == 1.0  # never -0.0
+
+
+def test_seeded_draws_are_pinned() -> None:
+    """numpy's PCG64 with a seed: the same draws on every platform and numpy 2.x release."""
+    d = sample_distribution(np.array([0.8, 0.4, 0.2, 0.1]), VOCAB, n=8, seed=0)
+    assert d.samples == PINNED_SEED_0
+
+
+def test_mode_stability_ignores_ranks_never_drawn() -> None:
+    probs = np.r_[0.9, np.full(5000, 0.1 / 5000)]  # a long tail rarely drawn
+    assert mode_stability(probs, 20, mode=0, generator=np.random.default_rng(0)) == 1.0
+
+
+def test_sampling_takes_torch_tensors_too() -> None:
+    torch = pytest.importorskip("torch")
+    d = describe_draws([0, 1], torch.tensor([0.5, 0.5, 0.0, 0.0]), VOCAB)
+    assert d.entropy == pytest.approx(1.0)
