@@ -5,7 +5,8 @@ SIGTERM drains, and the process exits within ``EMOJINET_DRAIN_TIMEOUT_S`` (+ abo
 ``EMOJINET_DRAIN_GRACE_S`` so a load balancer sees the instance leave; accepted requests are
 answered until the drain timeout, and then whatever still waits (a body still arriving, an image
 not yet decoded or run) is answered 503; uvicorn closes the connections, the lifespan flushes
-the CloudWatch buffer (for at most 0.4 s), and the process exits. A second signal skips the wait.
+the CloudWatch buffer (for at most 0.4 s), and the process exits with status 0 (1 if the model
+had failed to load). A second signal skips the wait, and the process dies of it.
 """
 
 from __future__ import annotations
@@ -103,4 +104,7 @@ class _DrainingServer(uvicorn.Server):
                 await asyncio.sleep(self.settings.drain_grace_s)
                 await state.drain_then_cut()
         finally:
-            super().handle_exit(sig, None)
+            # Not super().handle_exit(): uvicorn would re-raise the signal once it has shut down,
+            # and a process that drained cleanly would die of it (143, "Terminated") instead of
+            # returning serve()'s status. A second signal still goes through uvicorn (killed).
+            self.should_exit = True

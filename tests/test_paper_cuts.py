@@ -1,11 +1,12 @@
 """Paper cuts from issue #13: several photos through /distribution's GAN head, benchmarks that
-leave the committed results alone unless told to write them."""
+leave the committed results alone unless told to write them, a clean stop that exits 0."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from service_helpers import REPO, ThreadedServer, jpeg
+from service_helpers import REPO, ServerProcess, ThreadedServer, jpeg
 
 from emojinet.backends import TorchBackend
 from emojinet.checkpoint import load_release
@@ -109,3 +110,30 @@ def test_bench_model_leaves_the_committed_results_alone(tmp_path: Path) -> None:
         hashlib.sha256(committed.read_bytes()).hexdigest(),
         committed.stat().st_mtime_ns,
     ) == before
+
+
+# -- a clean stop is a success: `make serve` must not report "Terminated" ---------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_the_server_exits_0_after_draining_on_a_signal(
+    tiny_release: Path, tmp_path: Path, photo: bytes, sig: signal.Signals
+) -> None:
+    env = {
+        "EMOJINET_MODEL": str(tiny_release),
+        "EMOJINET_BACKEND": "torch",
+        "EMOJINET_DEVICE": "cpu",
+        "EMOJINET_PREPROCESS_WORKERS": "1",
+    }
+    srv = ServerProcess(env, tmp_path / "server.log").wait_ready()
+    try:
+        r = httpx.post(f"{srv.url}/suggest", files={"image": ("c.jpg", photo)}, timeout=30)
+        assert r.status_code == 200, r.text
+        srv.proc.send_signal(sig)
+        code = srv.proc.wait(30)
+    finally:
+        srv.stop()
+    log = srv.log()
+    assert "draining before shutdown" in log and "shut down cleanly" in log, log[-3000:]
+    assert code == 0, log[-3000:]  # not -15 / -2: uvicorn must not re-raise the signal
