@@ -170,7 +170,8 @@ bench-loader: setup-dev
 bench-serve: setup-dev
 	$(BIN)/python benchmarks/bench_serve.py
 
-# Input hardening, measured (tables on stdout, JSON in benchmarks/results/): the peak memory and
+# Input hardening, measured (tables on stdout, JSON in runs/bench/; --out
+# benchmarks/results/<name>.json updates the committed figures): the peak memory and
 # time of one image at the limits; the server at 10x overload (open loop) and under a retry
 # storm; 10 minutes of good and bad traffic, watching RSS, threads and file descriptors.
 .PHONY: bench-decode bench-overload bench-soak
