@@ -37,10 +37,10 @@ ENV EMOJINET_DEVICE=cuda
 RUN python -m venv /opt/venv \
     && useradd --system --uid 10001 --create-home --home-dir /home/emojinet emojinet
 
-# Dependencies only (the cached layer), from the lock file with hashes: the layer changes when
-# the lock does, not with the code or the rest of pyproject.toml.
+# Dependencies only (the cached layer), from the lock file with hashes (the base install plus the
+# `torch` and `aws` extras): the layer changes when the lock does, not with the code.
 WORKDIR /tmp/build
-COPY requirements/serve.lock requirements.lock
+COPY requirements/gpu.lock requirements.lock
 RUN pip install --no-cache-dir --require-hashes -r requirements.lock \
     && python -c "import torch; assert torch.version.cuda.startswith('13.'), torch.version.cuda"
 

@@ -213,7 +213,8 @@ def load(
         model: a shipped model's name (``"emoji500"``), a release artifact or a training
             checkpoint; ``None``: the built-in zero-shot model.
         backend: ``"onnx"``, ``"torch"`` or ``None`` (``"auto"``): torch on a GPU, otherwise
-            ONNX Runtime (on a CPU the model is exported to ONNX once and cached).
+            ONNX Runtime (the built-in model's ONNX file ships in the package; other models
+            are exported once and cached).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``None`` (``"auto"``).
 
     Raises:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib.util
 import logging
 import signal
 import socket
@@ -35,6 +36,9 @@ def serve(settings: Settings) -> int:
 
     configure_logging(settings.log_format, settings.log_level)
     log_settings(settings.for_log(), settings.log_format)
+    if settings.cloudwatch_enabled and importlib.util.find_spec("boto3") is None:
+        log.error("EMOJINET_CLOUDWATCH_ENABLED needs boto3: pip install 'emojinet[aws]'")
+        return 2
 
     server: _DrainingServer | None = None
 

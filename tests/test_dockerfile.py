@@ -113,23 +113,38 @@ def _locked(lock: Path) -> dict[str, str]:
     return pins
 
 
-def test_the_lock_files_pin_what_pyproject_asks_for() -> None:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    serve = _locked(ROOT / "requirements" / "serve.lock")
-    dev = _locked(ROOT / "requirements" / "dev.lock")
-    extras = pyproject["optional-dependencies"]
-    for spec, lock in [(d, serve) for d in pyproject["dependencies"]] + [
-        (d, dev) for d in [*pyproject["dependencies"], *extras["dev"], *extras["train"]]
-    ]:
+def _requirements(specs: list[str], extras: dict[str, list[str]]) -> list[Requirement]:
+    """``specs`` with the project's own extras (``emojinet[torch]``) expanded."""
+    out: list[Requirement] = []
+    for spec in specs:
         req = Requirement(spec)
         if canonicalize_name(req.name) == "emojinet":
-            continue
-        version = lock.get(canonicalize_name(req.name))
-        assert version is not None, f"{req.name} is not in the lock file: run `make lock`"
-        assert req.specifier.contains(version, prereleases=True), (spec, version)
-    # What the tests run on is what the image installs.
-    for name in ("torch", "torchvision", "onnxruntime", "fastapi"):
-        assert serve[name] == dev[name] == importlib.metadata.version(name), name
+            for extra in sorted(req.extras):
+                out += _requirements(extras[extra], extras)
+        else:
+            out.append(req)
+    return out
+
+
+def test_the_lock_files_pin_what_pyproject_asks_for() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base, extras = pyproject["dependencies"], pyproject["optional-dependencies"]
+    locks = {
+        "serve": base,  # `make serve`: the base install
+        "gpu": [*base, "emojinet[torch,aws]"],  # the image
+        "dev": [*base, *extras["dev"]],  # `make test` and CI
+    }
+    pins = {name: _locked(ROOT / "requirements" / f"{name}.lock") for name in locks}
+    for name, specs in locks.items():
+        for req in _requirements(specs, extras):
+            version = pins[name].get(canonicalize_name(req.name))
+            assert version is not None, f"{req.name} not in {name}.lock: run `make lock`"
+            assert req.specifier.contains(version, prereleases=True), (name, str(req), version)
+    # The base install serves without torch; the image and the tests get the same torch.
+    assert not {"torch", "torchvision", "boto3"} & set(pins["serve"])
+    for name in ("torch", "torchvision", "onnxruntime", "fastapi", "boto3"):
+        assert pins["gpu"][name] == pins["dev"][name] == importlib.metadata.version(name), name
+    assert pins["serve"]["onnxruntime"] == pins["gpu"]["onnxruntime"]
 
 
 def test_the_image_installs_the_lock_before_the_source(instructions: list[Instruction]) -> None:
@@ -137,7 +152,7 @@ def test_the_image_installs_the_lock_before_the_source(instructions: list[Instru
     assert stage[0][1] == "python:3.11-slim-bookworm"  # torch's wheels bring CUDA: no CUDA base
     copies = [(i, a) for i, (kw, a) in enumerate(stage) if kw == "COPY"]
     (first_copy, first_args), (source_copy, source_args) = copies[0], copies[1]
-    assert first_args == "requirements/serve.lock requirements.lock"
+    assert first_args == "requirements/gpu.lock requirements.lock"
     assert source_args == ". ."
     deps = [
         i
@@ -239,7 +254,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
     packages = [
         p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     ]
-    needed = ["pyproject.toml", "README.md", "requirements/serve.lock"]
+    needed = ["pyproject.toml", "README.md", "requirements/gpu.lock"]
     needed += [f"{p}/__init__.py" for p in packages]
     needed += [
         f"{pkg}/{glob.replace('*', 'x.json')}"
