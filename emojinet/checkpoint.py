@@ -8,8 +8,9 @@ A training checkpoint is one ``torch.save`` file of plain containers and tensors
     {model, optimizer, scheduler, epoch, step, config, vocab, version, metrics, extra}
 
 A release artifact is two files side by side: ``NAME.safetensors`` (the state dict) and
-``NAME.json`` (config, vocabulary, preprocessing, sha256 of the weights, metrics). Neither
-path ever unpickles arbitrary objects: checkpoints load with ``weights_only=True``.
+``NAME.json`` (config, vocabulary, preprocessing, sha256 of the weights, metrics); one exported
+with ``onnx=True`` adds ``NAME.onnx``, named with its sha256 in ``NAME.json``. Neither path
+ever unpickles arbitrary objects: checkpoints load with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ import torch
 from emojinet import __version__
 from emojinet.artifacts import (
     atomic_write,
+    file_sha256,
     read_release,
     release_paths,
     write_safetensors_release,
 )
+from emojinet.backends import export_onnx
 from emojinet.errors import CheckpointError, VocabularyError
 from emojinet.model import EmojiNet, EmojiNetConfig, build_model
 from emojinet.preprocess import PreprocessConfig
@@ -243,12 +246,19 @@ def export_release(
     *,
     metrics: dict[str, float] | None = None,
     with_backbone: bool = True,
+    onnx: bool = False,
 ) -> dict[str, Any]:
     """Write ``NAME.safetensors`` + ``NAME.json``; returns the metadata.
 
     ``with_backbone=False`` (a model trained on a frozen pretrained backbone) stores only the
     head and names the backbone it needs (``base``: its weights and their sha256); loading
     rebuilds that backbone from its pretrained weights and refuses any other.
+
+    ``onnx=True`` also writes ``NAME.onnx`` (the whole model, backbone and head, as the ONNX
+    backend runs it) and names it with its sha256 in ``NAME.json`` (``"onnx"``): the release
+    then serves on ONNX Runtime without torch and without an export at first load. It is
+    opt-in: the export takes seconds and the file is the size of the whole network (for a
+    head-only release, many times its safetensors).
     """
     state = model.state_dict()
     meta: dict[str, Any] = {
@@ -267,6 +277,10 @@ def export_release(
         if model.cfg.head == "residual":  # its zero-shot part comes from the installed package
             meta["base"]["concept_map_sha256"] = concept_map_digest()
         state = {k: v for k, v in state.items() if not k.startswith(_BASE_PREFIXES)}
+    if onnx:  # before NAME.json, which is written last and names it
+        onnx_path = release_paths(path)[0].with_suffix(".onnx")
+        export_onnx(model, onnx_path)
+        meta["onnx"] = {"file": onnx_path.name, "sha256": file_sha256(onnx_path)}
     return write_safetensors_release(path, state, meta)
 
 

@@ -8,6 +8,10 @@ ONNX Runtime only: no torch, and nothing is exported at start.
 
 The built-in zero-shot model (with its default vocabulary) ships as ``data/builtin.onnx``;
 :func:`write_builtin` (torch needed) rebuilds it after the model or its tables change.
+
+A release artifact (``NAME.safetensors`` + ``NAME.json``) exported with ``onnx=True`` also
+carries ``NAME.onnx``, named with its sha256 in ``NAME.json`` (``"onnx": {"file", "sha256"}``):
+:func:`read_release_onnx` reads it the same way, from ``NAME.json`` alone (no torch).
 """
 
 from __future__ import annotations
@@ -34,11 +38,15 @@ __all__ = [
     "builtin_onnx",
     "file_sha256",
     "read_onnx_model",
+    "read_release_onnx",
+    "release_onnx_meta",
     "write_builtin",
     "write_onnx_model",
 ]
 
 FORMAT = "emojinet-onnx/1"
+#: A classifier release's metadata format (:data:`emojinet.checkpoint.FORMAT`).
+RELEASE_FORMAT = "emojinet-release/1"
 #: The built-in model's ONNX file, inside the package.
 BUILTIN_ONNX = "data/builtin.onnx"
 #: The built-in vocabulary the shipped file was exported with (checkpoint.BUILTIN_VOCAB).
@@ -105,12 +113,66 @@ def read_onnx_model(path: str | Path, *, verify: bool = True) -> OnnxModel:
         digest, model_digest = str(meta["sha256"]), str(meta["model_sha256"])
     except (OSError, ValueError, KeyError, TypeError, VocabularyError) as exc:
         raise CheckpointError(f"{meta_file} is not valid ONNX model metadata ({exc})") from exc
-    if verify and file_sha256(path) != digest:
+    if verify:
+        _check_digest(path, digest, meta_file)
+    return OnnxModel(path, digest, model_digest, card, vocab, pre, str(meta.get("vocab_spec", "")))
+
+
+def _check_digest(path: Path, digest: str, meta_file: Path) -> None:
+    if file_sha256(path) != digest:
         raise CheckpointError(
             f"{path} does not match the sha256 in {meta_file.name}: the file is corrupt or "
             "was replaced; reinstall or re-export it"
         )
-    return OnnxModel(path, digest, model_digest, card, vocab, pre, str(meta.get("vocab_spec", "")))
+
+
+def release_onnx_meta(path: str | Path) -> Path | None:
+    """``NAME``, ``NAME.json`` or ``NAME.safetensors`` → ``NAME.json`` when it exists and names
+    an ONNX file (``"onnx"``); None otherwise (a checkpoint, a shipped model's name, a release
+    without one)."""
+    p = Path(path)
+    if p.suffix in (".pt", ".pth", ".ckpt"):  # a training checkpoint (checkpoint.load)
+        return None
+    if p.suffix in (".json", ".safetensors"):  # as artifacts.release_paths
+        p = p.with_suffix("")
+    meta_file = p.with_suffix(".json")
+    if not meta_file.is_file():
+        return None
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the torch loader reports what is wrong with it
+    ok = isinstance(meta, dict) and meta.get("format") == RELEASE_FORMAT and "onnx" in meta
+    return meta_file if ok else None
+
+
+def read_release_onnx(path: str | Path, *, verify: bool = True) -> OnnxModel:
+    """The ONNX file a release's ``NAME.json`` names, checked against its sha256; the model's
+    identity (the release's weights digest), card, vocabulary and preprocessing come from
+    ``NAME.json``. No torch.
+
+    Raises:
+        CheckpointError: the metadata is invalid, the file is missing or its digest differs.
+    """
+    meta_file = Path(path)
+    try:
+        meta: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8"))
+        entry, cfg = dict(meta["onnx"]), dict(meta["config"])
+        name = str(entry["file"])
+        if Path(name).name != name or not name.endswith(".onnx"):
+            raise ValueError(f"onnx file {name!r} is not a .onnx file beside it")
+        card = ModelCard(str(cfg["name"]), str(cfg["backbone"]), str(cfg["head"]))
+        vocab = Vocabulary(tuple(meta["vocab"]["emojis"]), tuple(meta["vocab"]["counts"]))
+        pre = PreprocessConfig.from_dict(cfg.get("preprocess") or meta["preprocess"])
+        digest, model_digest = str(entry["sha256"]), str(meta["sha256"])
+    except (OSError, ValueError, KeyError, TypeError, VocabularyError) as exc:
+        raise CheckpointError(f"{meta_file} is not valid release metadata ({exc})") from exc
+    onnx = meta_file.parent / name
+    if not onnx.is_file():
+        raise CheckpointError(f"{meta_file.name} names {name}, but {onnx} does not exist")
+    if verify:
+        _check_digest(onnx, digest, meta_file)
+    return OnnxModel(onnx, digest, model_digest, card, vocab, pre)
 
 
 def write_onnx_model(

@@ -11,8 +11,9 @@ a server schedules differently:
 * :meth:`Predictor.top_k` turns one row of probabilities into suggestions.
 
 :meth:`Predictor.predict` chains the three for scripts and the command line. The built-in model
-on ONNX Runtime loads from the ONNX file shipped in the package and imports no torch (nor does
-anything here on that path: preprocessing is Pillow and numpy). The deny-list is
+on ONNX Runtime loads from the ONNX file shipped in the package, a release exported with its
+``NAME.onnx`` from that file, and neither imports torch (nor does anything here on that path:
+preprocessing is Pillow and numpy). The deny-list is
 applied in :meth:`Predictor.run_batch` alone: a deny-listed emoji's probability is 0 there, so
 no head and no endpoint ever sees it (the EmojiGAN head reads the same mask,
 :attr:`Predictor.denied`, to never draw one).
@@ -41,7 +42,14 @@ from emojinet.backends import (
     select_device,
 )
 from emojinet.errors import VocabularyError
-from emojinet.onnx_release import BUILTIN_VOCAB, OnnxModel, builtin_onnx, read_onnx_model
+from emojinet.onnx_release import (
+    BUILTIN_VOCAB,
+    OnnxModel,
+    builtin_onnx,
+    read_onnx_model,
+    read_release_onnx,
+    release_onnx_meta,
+)
 from emojinet.preprocess import DEFAULT_MAX_PIXELS, PreprocessConfig, decode_image, eval_array
 from emojinet.vocab import Vocabulary, normalize_emoji
 
@@ -170,15 +178,15 @@ class Predictor:
     ) -> Predictor:
         """The model at ``path`` (see :func:`emojinet.checkpoint.load`) on ``backend``.
 
-        The built-in model on ONNX Runtime runs the ONNX file shipped in the package (checked by
+        On ONNX Runtime, the built-in model runs the ONNX file shipped in the package and a
+        release whose ``NAME.json`` names its ``NAME.onnx`` runs that file (each checked by
         sha256), without torch; any other model is loaded with torch and exported once.
         """
         kw: dict[str, Any] = {"max_pixels": max_pixels, "deny": deny}
-        builtin = not path and (vocab or BUILTIN_VOCAB) == BUILTIN_VOCAB
-        if builtin and resolve_backend(backend, device) == "onnx" and builtin_onnx().is_file():
+        spec = _shipped_onnx(path, vocab) if resolve_backend(backend, device) == "onnx" else None
+        if spec is not None:
             if device.startswith("cuda"):
                 select_device(device)  # asking for CUDA without a GPU is an error
-            spec = read_onnx_model(builtin_onnx())
             return cls(spec, OnnxBackend(spec.path), sha256=spec.model_sha256, **kw)
         from emojinet import checkpoint
 
@@ -273,6 +281,16 @@ def deny_mask(vocab: Vocabulary, deny: Iterable[str]) -> npt.NDArray[np.bool_]:
         if e in vocab:
             mask[vocab.index(e)] = True
     return mask
+
+
+def _shipped_onnx(path: str | Path | None, vocab: str | None) -> OnnxModel | None:
+    """The ONNX file that serves ``path`` without torch: the built-in model's (default
+    vocabulary), a release's ``NAME.onnx``; None when there is none."""
+    if not path:
+        builtin = (vocab or BUILTIN_VOCAB) == BUILTIN_VOCAB and builtin_onnx().is_file()
+        return read_onnx_model(builtin_onnx()) if builtin else None
+    meta_file = release_onnx_meta(path)
+    return read_release_onnx(meta_file) if meta_file is not None else None
 
 
 def _digest(model: ServedModel) -> str:
