@@ -8,7 +8,6 @@ an EmojiGAN) is the caller's: see :mod:`emojinet.checkpoint` and :mod:`emojinet.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -21,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from emojinet.errors import CheckpointError
+from emojinet.onnx_release import file_sha256  # the torch-free one, shared
 
 __all__ = [
     "atomic_write",
@@ -29,14 +29,6 @@ __all__ = [
     "release_paths",
     "write_safetensors_release",
 ]
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:

@@ -81,6 +81,7 @@ def meta_path(onnx: str | Path) -> Path:
 
 
 def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, read in 1 MiB chunks (every artifact's checksum)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -4,16 +4,13 @@ the zero-shot model, trains only its correction, and ships without the parts the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_data import fashion_dataset
+from training_data import fashion_dataset, run_trainer
 
 from emojinet.checkpoint import load, load_checkpoint
 from emojinet.errors import CheckpointError
@@ -60,15 +57,7 @@ def residual_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         "--view", "full", "--batch-size", "16", "--workers", "0", "--no-progress",
         "--export", str(out / "release"),
     ]  # fmt: skip
-    r = subprocess.run(
-        [sys.executable, "-m", "training.train", *args],
-        cwd=REPO,
-        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    run_trainer(args)
     return data, out
 
 

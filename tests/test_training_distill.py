@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_data import fashion_dataset
+from training_data import fashion_dataset, run_trainer
 
 from emojinet.checkpoint import load, load_checkpoint
 from emojinet.errors import CheckpointError
@@ -45,15 +44,7 @@ def frozen_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--cache-features", "--distill-weight", "0.3", "--view", "full", "--batch-size", "16",
         "--workers", "0", "--no-progress", "--export", str(out / "release"),
     ]  # fmt: skip
-    r = subprocess.run(
-        [sys.executable, "-m", "training.train", *args],
-        cwd=REPO,
-        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    run_trainer(args)
     return out
 
 

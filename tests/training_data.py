@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +47,16 @@ def fashion_dataset(
         out, posts, vocab, report, val_fraction=val_fraction, test_fraction=0.0, splits=splits
     )
     return out
+
+
+def run_trainer(args: list[str], timeout: int = 600) -> None:
+    """``python -m training.train ARGS`` from the repository root; fails the test on an error."""
+    r = subprocess.run(
+        [sys.executable, "-m", "training.train", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
