@@ -226,6 +226,17 @@ class CloudWatchPublisher:
     # -- the background task ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Build the boto3 client, then start publishing in the background.
+
+        The client is built here, before the app takes traffic: building it loads botocore's
+        service models, which holds the GIL for a good part of a second in its worker thread and
+        would otherwise stall the first requests. A failure is logged and retried at the first
+        publish.
+        """
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._make_client)
+        except Exception as exc:
+            log.warning("CloudWatch client not built yet (%s: %s)", type(exc).__name__, exc)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="cloudwatch")
 
@@ -334,10 +345,13 @@ class CloudWatchPublisher:
             if self.metrics is not None:
                 self.metrics.cloudwatch_publishes.labels(outcome="ok").inc()
 
-    def _put(self, chunk: list[dict[str, Any]]) -> None:
+    def _make_client(self) -> Any:
         if self._client is None:
             self._client = self._client_factory()
-        self._client.put_metric_data(Namespace=self.namespace, MetricData=chunk)
+        return self._client
+
+    def _put(self, chunk: list[dict[str, Any]]) -> None:
+        self._make_client().put_metric_data(Namespace=self.namespace, MetricData=chunk)
 
     def _failed(self, exc: BaseException) -> None:
         self.failures += 1
