@@ -175,8 +175,11 @@ class Predictor:
         vocab: str | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         deny: Iterable[str] = (),
+        threads: int | None = None,
     ) -> Predictor:
         """The model at ``path`` (see :func:`emojinet.checkpoint.load`) on ``backend``.
+
+        ``threads``: intra-op threads for a forward pass on a CPU (None: the runtime's default).
 
         On ONNX Runtime, the built-in model runs the ONNX file shipped in the package and a
         release whose ``NAME.json`` names its ``NAME.onnx`` runs that file (each checked by
@@ -187,11 +190,13 @@ class Predictor:
         if spec is not None:
             if device.startswith("cuda"):
                 select_device(device)  # asking for CUDA without a GPU is an error
-            return cls(spec, OnnxBackend(spec.path), sha256=spec.model_sha256, **kw)
+            backend_ = OnnxBackend(spec.path, threads=threads)
+            return cls(spec, backend_, sha256=spec.model_sha256, **kw)
         from emojinet import checkpoint
 
         model, meta = checkpoint.load(path, vocab=vocab)
-        return cls(model, make_backend(model, backend, device), sha256=meta.digest, **kw)
+        made = make_backend(model, backend, device, threads=threads)
+        return cls(model, made, sha256=meta.digest, **kw)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

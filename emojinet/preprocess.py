@@ -6,6 +6,7 @@ Decoding and :func:`eval_array` (serving) need no torch; the torchvision presets
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import warnings
 from collections.abc import Iterator
@@ -322,7 +323,8 @@ def eval_array(img: Image.Image, cfg: PreprocessConfig) -> npt.NDArray[np.float3
     """
     if (resample := _PIL_FILTERS.get(cfg.interpolation)) is None:
         raise ConfigError(f"unknown interpolation {cfg.interpolation!r}; use {list(_PIL_FILTERS)}")
-    img = img.convert("RGB")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
     if cfg.crop == "full":
         img = img.resize((cfg.input_size, cfg.input_size), resample)
     else:  # torchvision's Resize (short side) and CenterCrop, with their rounding
@@ -331,10 +333,23 @@ def eval_array(img: Image.Image, cfg: PreprocessConfig) -> npt.NDArray[np.float3
         img = img.resize(new if img.width <= img.height else new[::-1], resample)
         left, top = (round((side - cfg.input_size) / 2.0) for side in img.size)
         img = img.crop((left, top, left + cfg.input_size, top + cfg.input_size))
-    x = np.asarray(img, dtype=np.float32) / np.float32(255.0)  # (H, W, 3)
-    y = (x - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
-    out: npt.NDArray[np.float32] = np.ascontiguousarray(y.transpose(2, 0, 1), dtype=np.float32)
+    pixels = np.asarray(img)  # (H, W, 3) uint8
+    lut = _normalise_table(cfg.mean, cfg.std)
+    out: npt.NDArray[np.float32] = np.empty((3, *pixels.shape[:2]), np.float32)
+    for c in range(3):  # one table look-up a value: a fifth of the float arithmetic's time
+        np.take(lut[c], pixels[:, :, c], out=out[c])
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _normalise_table(mean: tuple[float, ...], std: tuple[float, ...]) -> npt.NDArray[np.float32]:
+    """(3, 256): ``(v / 255 - mean) / std`` for every byte value ``v``, in float32 and in that
+    order, so that looking a pixel up gives the very bits the arithmetic gave."""
+    v = np.arange(256, dtype=np.float32)[None, :] / np.float32(255.0)
+    table: npt.NDArray[np.float32] = (v - np.asarray(mean, np.float32)[:, None]) / np.asarray(
+        std, np.float32
+    )[:, None]
+    return table
 
 
 def eval_preset(cfg: PreprocessConfig) -> T.Compose:

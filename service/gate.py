@@ -7,9 +7,13 @@ Callers hand the gate *jobs*: one preprocessed input array each (``(3, H, W)`` f
 whether they need the backbone features. A single batcher task waits for jobs, takes the device
 lock, collects up to ``max_batch_size`` waiting jobs (optionally waiting ``max_batch_delay_s`` to
 fill the batch), stacks them and runs one forward pass in a dedicated thread, then hands each
-caller its own :class:`~emojinet.backends.OutputRow`. Features are asked of the model only for
-a batch in which some job needs them. What a row means (top-k emojis, a sampled distribution …)
-is the caller's business, so every endpoint that needs the model shares this one gate.
+caller its own :class:`~emojinet.backends.OutputRow`. A CPU is several devices in one: with
+``lanes`` > 1 the lock has that many permits and as many batches run at once, each on its own
+thread (one per core, each pass single-threaded: measured faster on a CPU than one pass spread
+over every core, see ``benchmarks/bench_serve.py``); a GPU has one lane. Features are asked of
+the model only for a batch in which some job needs them. What a row means (top-k emojis, a
+sampled distribution …) is the caller's business, so every endpoint that needs the model shares
+this one gate.
 
 Backpressure: when ``max_queue`` jobs are already waiting, :meth:`DeviceGate.submit_many` raises
 :class:`Overloaded` at once (:class:`TooManyInputs` when they could never fit). A job not started
@@ -95,7 +99,8 @@ class DeviceGate:
         max_queue: the most jobs waiting at once; more are refused with :class:`Overloaded`.
         queue_deadline_s: a job waiting longer is dropped with :class:`DeadlineExceeded`.
         observers: receive queue waits, batch sizes, depth and rejections.
-        executor: runs forward passes; by default a dedicated single thread.
+        executor: runs forward passes; by default ``lanes`` dedicated threads.
+        lanes: how many forward passes may run at once (1: one lock on the device).
     """
 
     def __init__(
@@ -108,9 +113,10 @@ class DeviceGate:
         queue_deadline_s: float = 1.0,
         observers: Sequence[GateObserver] = (),
         executor: Executor | None = None,
+        lanes: int = 1,
     ) -> None:
-        if max_batch_size < 1 or max_queue < 1:
-            raise ValueError("max_batch_size and max_queue must be at least 1")
+        if max_batch_size < 1 or max_queue < 1 or lanes < 1:
+            raise ValueError("max_batch_size, max_queue and lanes must be at least 1")
         if queue_deadline_s <= 0 or max_batch_delay_s < 0:
             raise ValueError("queue_deadline_s must be > 0 and max_batch_delay_s >= 0")
         self.predict = predict
@@ -119,12 +125,14 @@ class DeviceGate:
         self.max_queue = max_queue
         self.queue_deadline_s = queue_deadline_s
         self.observers = list(observers)
-        self.lock = asyncio.Lock()  # held for every use of the device
+        self.lanes = lanes
+        self.lock = asyncio.Semaphore(lanes)  # a permit held for every use of the device
         self.stats = GateStats()
         self._own_executor = executor is None
-        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="device")
+        self._executor = executor or ThreadPoolExecutor(lanes, thread_name_prefix="device")
+        self._batches: set[asyncio.Task[None]] = set()  # running in the lanes
         self._queue = JobQueue(on_depth=lambda depth: self._notify("depth", depth))
-        self._running = 0  # jobs in the batch on the device now
+        self._running = 0  # jobs in the batches on the device now
         self._callers = 0  # submit() calls not yet returned (their answers may still be in flight)
         self._passes_in_flight = 0
         self._task: asyncio.Task[None] | None = None
@@ -161,10 +169,11 @@ class DeviceGate:
 
     async def stop(self) -> None:
         """Stop the batcher; jobs still waiting fail with :class:`GateError`."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in [self._task, *self._batches]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.shed(lambda: GateError("the server stopped before this ran"))
         if self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -178,19 +187,19 @@ class DeviceGate:
 
     @property
     def in_flight(self) -> int:
-        """Jobs in the batch on the device now."""
+        """Jobs in the batches on the device now."""
         return self._running
 
     def retry_after_s(self) -> int:
         """A rough number of seconds until the queue has room again (at least 1)."""
-        batches = self._queue.waiting / self.max_batch_size + 1
+        batches = self._queue.waiting / (self.max_batch_size * self.lanes) + 1
         return max(1, math.ceil(batches * self._ewma_batch_s))
 
     def expected_wait_s(self) -> float:
         """A rough time until a job queued now would start (0 when the device is idle)."""
         if not (self._queue.waiting or self._running):
             return 0.0
-        return (self._queue.waiting // self.max_batch_size + 1) * self._ewma_batch_s
+        return (self._queue.waiting // (self.max_batch_size * self.lanes) + 1) * self._ewma_batch_s
 
     def check_admission(self, n: int = 1) -> None:
         """Raise :class:`Overloaded` now if ``n`` more jobs would not fit (cheap, no I/O).
@@ -267,32 +276,49 @@ class DeviceGate:
     # -- the batcher ------------------------------------------------------------------------------
 
     async def _batcher(self) -> None:
+        """Take a free lane, collect a batch, run it in the lane; again (no await on the run)."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._queue.arrived.wait()
+            await self.lock.acquire()
             try:
-                await self._one_batch()
+                jobs = await self._collect()
             except asyncio.CancelledError:
+                self.lock.release()
                 raise
             except Exception:  # a bug here must not stop the service
+                self.lock.release()
                 log.exception("device gate: unexpected error in the batcher; continuing")
-
-    async def _one_batch(self) -> None:
-        async with self.lock:
-            if self.max_batch_delay_s > 0 and self._queue.waiting < self.max_batch_size:
-                await self._queue.fill(self.max_batch_size, self.max_batch_delay_s)
-            now = time.perf_counter()
-            jobs = self._queue.take(self.max_batch_size, now, self._expire)
-            for job in jobs:
-                self._notify("queue_wait", now - job.arrived, ran=True)
+                continue
             if not jobs:
-                return
-            self._running = len(jobs)
-            try:
-                await self._run(jobs)
-            finally:
-                self._running = 0
-                for job in jobs:  # never leave a caller hanging
-                    job.finish(exc=RuntimeError("the batch ended without a result"))
+                self.lock.release()
+                continue
+            self._running += len(jobs)
+            task = loop.create_task(self._one_batch(jobs), name="batch")
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _collect(self) -> list[Job]:
+        """The jobs of the next batch (after waiting up to the batch delay for more)."""
+        if self.max_batch_delay_s > 0 and self._queue.waiting < self.max_batch_size:
+            await self._queue.fill(self.max_batch_size, self.max_batch_delay_s)
+        now = time.perf_counter()
+        jobs = self._queue.take(self.max_batch_size, now, self._expire)
+        for job in jobs:
+            self._notify("queue_wait", now - job.arrived, ran=True)
+        return jobs
+
+    async def _one_batch(self, jobs: list[Job]) -> None:
+        """Run ``jobs`` in the lane the batcher took for them, then free the lane."""
+        try:
+            await self._run(jobs)
+        except Exception:  # a bug here must not stop the service
+            log.exception("device gate: unexpected error running a batch; continuing")
+        finally:
+            self._running -= len(jobs)
+            self.lock.release()
+            for job in jobs:  # never leave a caller hanging
+                job.finish(exc=RuntimeError("the batch ended without a result"))
 
     async def _run(self, jobs: list[Job]) -> None:
         started = time.perf_counter()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import HTTPException, Request
-from starlette.datastructures import UploadFile
 
 from service.admission import Ticket
+from service.multipart import read_parts
 from service.settings import Settings
 
 __all__ = ["body_bytes", "read_images", "ticket_of"]
@@ -47,37 +47,28 @@ async def read_images(request: Request, max_images: int) -> tuple[list[bytes], b
 
 
 async def _read_multipart(request: Request, max_images: int) -> tuple[list[bytes], bool]:
-    form = await request.form(max_files=max_images + 1, max_fields=max_images + 16)
-    try:
-        single, many = form.getlist("image"), form.getlist("images")
-        if single and many:
-            raise HTTPException(400, "send one 'image' field or several 'images' fields, not both")
-        if len(single) > 1:
-            raise HTTPException(
-                400, "several 'image' fields: send several photos as 'images' fields"
-            )
-        name, fields = ("images", many) if many else ("image", single)
-        if not fields:
-            got = ", ".join(repr(k[:40]) for k in sorted(set(form.keys()))[:10])
-            raise HTTPException(
-                422,
-                "the multipart body has no 'image' file field"
-                + (f" (it has {got})" if got else "")
-                + ": send the photo as -F image=@photo.jpg",
-            )
-        if len(fields) > max_images:
-            raise HTTPException(
-                400, f"{len(fields)} images in one request; the limit is {max_images}"
-            )
-        out = []
-        for field in fields:
-            if not isinstance(field, UploadFile):
-                raise HTTPException(
-                    400,
-                    f"the {name!r} field must be a file upload (curl -F {name}=@photo.jpg), "
-                    "not a text value",
-                )
-            out.append(await field.read())
-        return out, name == "images"
-    finally:
-        await form.close()
+    parts = await read_parts(request, max_parts=max_images + 16)
+    single = [p for p in parts if p.name == "image"]
+    many = [p for p in parts if p.name == "images"]
+    if single and many:
+        raise HTTPException(400, "send one 'image' field or several 'images' fields, not both")
+    if len(single) > 1:
+        raise HTTPException(400, "several 'image' fields: send several photos as 'images' fields")
+    name, fields = ("images", many) if many else ("image", single)
+    if not fields:
+        got = ", ".join(repr(k[:40]) for k in sorted({p.name for p in parts})[:10])
+        raise HTTPException(
+            422,
+            "the multipart body has no 'image' file field"
+            + (f" (it has {got})" if got else "")
+            + ": send the photo as -F image=@photo.jpg",
+        )
+    if len(fields) > max_images:
+        raise HTTPException(400, f"{len(fields)} images in one request; the limit is {max_images}")
+    if any(p.filename is None for p in fields):
+        raise HTTPException(
+            400,
+            f"the {name!r} field must be a file upload (curl -F {name}=@photo.jpg), "
+            "not a text value",
+        )
+    return [p.data for p in fields], name == "images"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Annotated, Any, Literal, Self
 
@@ -43,12 +44,18 @@ class Settings(BaseSettings):
     # whether their body is being read, they wait for or are in the decode pool, or wait for or
     # run on the device; max_pending_bytes: the body bytes those requests hold. Beyond either, 429
     # before the body is read. queue_deadline_s counts from the body's arrival and covers decoding.
-    max_batch_size: int = Field(default=32, gt=0)
+    # 0: 32 on a GPU; 8 on a CPU, where a pass costs the same per image at any batch size and
+    # smaller batches cut the slowest answers (benchmarks/bench_serve.py).
+    max_batch_size: int = Field(default=0, ge=0)
     max_batch_delay_ms: float = Field(default=2.0, ge=0)
     max_queue: int = Field(default=256, gt=0)
     max_pending_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
     queue_deadline_s: float = Field(default=1.0, gt=0)
     preprocess_workers: int = Field(default=2, gt=0)
+    # Forward passes that may run at once. 0: one per CPU core on a CPU, each pass on one thread
+    # (more photos a second than one pass on every core: benchmarks/bench_serve.py), and one on
+    # a GPU.
+    model_lanes: int = Field(default=0, ge=0)
 
     # CloudWatch: disabled unless a namespace and region are set.
     cloudwatch_enabled: bool = False
@@ -150,3 +157,31 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"deny_list entries must be emojis; not emojis: {bad}")
         return v
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity mask, which containers narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def model_lanes(configured: int, device: str) -> int:
+    """How many forward passes run at once: ``configured``, or (0) one per core on a CPU and
+    one on a GPU."""
+    if configured:
+        return configured
+    return 1 if device.startswith("cuda") else cpu_cores()
+
+
+def cpu_threads_per_lane(configured_lanes: int) -> int:
+    """Intra-op threads of one forward pass on a CPU: the cores shared among the lanes."""
+    return max(1, cpu_cores() // (configured_lanes or cpu_cores()))
+
+
+def batch_size(configured: int, device: str) -> int:
+    """The most inputs in one forward pass: ``configured``, or (0) 32 on a GPU and 8 on a CPU."""
+    if configured:
+        return configured
+    return 32 if device.startswith("cuda") else 8

@@ -25,7 +25,7 @@ from service.decoding import DecodeStage
 from service.drain import Drain, ShuttingDown
 from service.gate import DeviceGate, GateObserver
 from service.metrics import ServiceMetrics
-from service.settings import Settings
+from service.settings import Settings, batch_size, cpu_threads_per_lane, model_lanes
 
 __all__ = ["Accepted", "ModelNotReady", "PredictorLike", "ServiceState", "ShuttingDown"]
 
@@ -123,6 +123,7 @@ class ServiceState:
                 device=s.device,
                 max_pixels=s.max_pixels,
                 deny=s.deny_list,
+                threads=cpu_threads_per_lane(s.model_lanes),
             )
             x = np.zeros((1, *predictor.input_shape), np.float32)
             await asyncio.to_thread(predictor.run_batch, x)  # warm-up before taking traffic
@@ -211,11 +212,12 @@ class ServiceState:
         observers = self._observers()
         self.gate = DeviceGate(
             predictor.run_batch,
-            max_batch_size=s.max_batch_size,
+            max_batch_size=batch_size(s.max_batch_size, predictor.info.device),
             max_batch_delay_s=s.max_batch_delay_ms / 1000.0,
             max_queue=s.max_queue,
             queue_deadline_s=s.queue_deadline_s,
             observers=observers,
+            lanes=model_lanes(s.model_lanes, predictor.info.device),
         )
         self.gate.start()
         if self.cloudwatch is not None:

@@ -179,3 +179,13 @@ def test_an_unwritable_export_folder_is_a_clear_error(
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(ConfigError, match="set EMOJINET_CACHE_DIR to a writable folder"):
         OnnxBackend.from_model(tiny_model_factory(), cache_dir=tmp_path / "file" / "cache")
+
+
+def test_onnx_threads_are_set_and_wait_passively(
+    tmp_path: Path, tiny_model_factory: Callable[..., EmojiNet]
+) -> None:
+    backend = OnnxBackend(export_onnx(tiny_model_factory(), tmp_path / "tiny.onnx"), threads=1)
+    opts = backend.session.get_session_options()
+    assert opts.intra_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"

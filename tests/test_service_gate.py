@@ -309,3 +309,53 @@ def test_features_are_fetched_only_for_batches_that_need_them() -> None:
     assert [top(r) for r in mixed] == [1, 2, 3]
     assert fake.feature_calls[-1] is True  # the retry of the job that needs them alone
     assert retried.output.require_features().tolist() == [4.0, 4.0, 4.0]
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3])
+def test_lanes_run_that_many_batches_at_once_and_no_more(lanes: int) -> None:
+    fake = FakePredictor(delay_s=0.05)
+
+    async def main() -> tuple[list[GateResult], DeviceGate]:
+        gate = make_gate(fake, max_batch_size=2, lanes=lanes)
+        try:
+            results = await asyncio.gather(*(gate.submit(job(i)) for i in range(12)))
+            return results, gate
+        finally:
+            await gate.stop()
+
+    results, gate = run(main)
+    assert [top(r) for r in results] == [i % 5 for i in range(12)], "each gets its own row"
+    assert fake.max_concurrent == lanes, "12 jobs in batches of 2 keep every lane busy"
+    assert gate.stats.max_concurrent_passes == lanes
+    assert max(fake.batch_sizes) <= 2
+
+
+def test_a_failing_batch_in_one_lane_leaves_the_other_lanes_working() -> None:
+    fake = FakePredictor(delay_s=0.02)
+
+    async def main() -> list[GateResult | BaseException]:
+        gate = make_gate(fake, max_batch_size=1, lanes=2)
+        try:
+            jobs = [gate.submit(job(-1 if i == 3 else i)) for i in range(8)]
+            return await asyncio.gather(*jobs, return_exceptions=True)
+        finally:
+            await gate.stop()
+
+    got = run(main)
+    assert isinstance(got[3], ValueError)
+    rows = [r for i, r in enumerate(got) if i != 3]
+    assert all(isinstance(r, GateResult) for r in rows), "the other lane kept answering"
+    assert [top(r) for r in rows] == [0, 1, 2, 4, 0, 1, 2]  # type: ignore[arg-type]
+
+
+def test_lanes_threads_and_batch_size_follow_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service import settings as s
+
+    monkeypatch.setattr(s.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert s.cpu_cores() == 4
+    assert s.model_lanes(0, "cpu") == 4 and s.model_lanes(0, "cuda:0") == 1
+    assert s.model_lanes(2, "cpu") == 2  # a configured count wins
+    assert s.cpu_threads_per_lane(0) == 1 and s.cpu_threads_per_lane(2) == 2
+    assert s.cpu_threads_per_lane(1) == 4 and s.cpu_threads_per_lane(8) == 1
+    assert s.batch_size(0, "cpu") == 8 and s.batch_size(0, "cuda") == 32
+    assert s.batch_size(5, "cuda") == 5

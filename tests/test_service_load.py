@@ -53,7 +53,8 @@ def burst(
 
 def test_concurrent_requests_are_batched_behind_one_lock() -> None:
     fake = FakePredictor(delay_s=0.05)
-    with ThreadedServer(create_app(settings(max_batch_size=8), predictor=fake)) as srv:
+    app = create_app(settings(max_batch_size=8, model_lanes=1), predictor=fake)
+    with ThreadedServer(app) as srv:
         answers = burst(srv.url, 16)
         assert [r.status_code for r in answers] == [200] * 16
         tops = [r.json()["emojis"][0]["emoji"] for r in answers]
