@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help setup setup-dev lock system-deps npm-emoji serve test test-fast lint format bench bench-serve quality \
         concept-map data-emoji500 train-emoji500 train-emoji500-gan \
-        bench-loader loadtest docker-build demo screenshots clean
+        bench-loader bench-tools profile-serve loadtest docker-build demo screenshots clean
 
 help:
 	@echo "make serve     set up and start the service on http://$(HOST):$(PORT) (built-in model)"
@@ -171,8 +171,26 @@ demo: setup-dev system-deps
 bench-loader: setup-dev
 	$(BIN)/python benchmarks/bench_loader.py
 
-bench-serve: setup-dev
-	$(BIN)/python benchmarks/bench_serve.py
+# The serving benchmark against LitServe on the same ONNX file (benchmarks/bench_serve.py):
+# LitServe and py-spy go into their own venv, so that LitServe's uvloop/httptools do not change
+# what `emojinet serve` runs on; wrk from Debian drives the load.
+PEER_VENV := .venv-peer
+$(PEER_VENV)/.stamp: requirements/serve.lock
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install -q --require-hashes -r requirements/serve.lock
+	$(PEER_VENV)/bin/pip install -q 'litserve==0.2.19' 'py-spy==0.4.3'
+	$(PEER_VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+bench-tools: $(PEER_VENV)/.stamp
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; }
+
+bench-serve: setup-dev bench-tools
+	$(BIN)/python benchmarks/bench_serve.py --peer --peer-python $(PEER_VENV)/bin/python
+
+profile-serve: setup-dev bench-tools
+	PATH="$(CURDIR)/$(PEER_VENV)/bin:$$PATH" $(BIN)/python benchmarks/profile_serve.py
 
 # Input hardening, measured (tables on stdout, JSON in runs/bench/; --out
 # benchmarks/results/<name>.json updates the committed figures): the peak memory and

@@ -1,31 +1,44 @@
-"""Serving benchmark: the real server under concurrent clients, beside the raw model.
+"""Serving benchmark: ``emojinet serve`` under ``wrk``, beside the in-process ceiling and a peer.
 
-Starts ``emojinet serve`` (the same command line the container and the tests use) with the
-chosen backend, drives ``POST /suggest`` with concurrent async clients at several concurrency
-levels, once with batching (``EMOJINET_MAX_BATCH_SIZE``) and once with batching off (1), and
-measures in the same run, with the same backend and images, the raw model: batched forward
-passes over preprocessed arrays, and the whole in-process pipeline (decode + preprocess +
-forward). Prints a table and writes JSON.
+For a small (451x300) and a 1080x720 real photo at 1, 8 and 32 clients (each client sends one
+``POST /suggest`` multipart upload after another, ``wrk`` with ``benchmarks/wrk_multipart.lua``,
+one thread: it costs little CPU), prints and writes as JSON: answers/s, p50, p99, the mean batch,
+the server's CPU per answer split by thread (event loop: HTTP, multipart, routing, JSON; decode
+pool: decode, resize, normalise; model lanes) and the server's share of the **ceiling**: decode +
+preprocess + model in this process with no HTTP, in the best of two arrangements (one pass at a
+time on every core, or one single-threaded pass per core).
 
-    python benchmarks/bench_serve.py                       # built-in model, ONNX Runtime
-    python benchmarks/bench_serve.py --model runs/x/release --concurrency 1,8,32 --seconds 10
+With ``--peer`` it runs the same cells against LitServe (``benchmarks/peer_litserve.py``, same
+ONNX file, same preprocessing), cell by cell in turn with ``emojinet serve`` so that load drift
+hits both alike. ``make bench-serve`` installs LitServe and py-spy in ``.venv-peer`` (not in the
+project's venv: LitServe pulls in uvloop and httptools, which would change what ``emojinet
+serve`` runs on) and runs this with ``--peer``.
 
-Everything runs on this machine: clients, server and model share its cores.
+    python benchmarks/bench_serve.py --peer --peer-python .venv-peer/bin/python
+    python benchmarks/bench_serve.py --clients 1,8 --seconds 5     # quicker, no peer
+
+Needs Debian's ``wrk``. Everything runs on this machine: wrk, the server and the model share
+its cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.util
 import io
 import json
 import os
 import platform
+import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +47,8 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+WRK_SCRIPT = REPO / "benchmarks" / "wrk_multipart.lua"
+EVAL_PHOTO = REPO.parent / "shared" / "eval-dev" / "photos" / "001.jpg"
 
 
 def photos(max_side: int) -> list[bytes]:
@@ -53,29 +68,21 @@ def photos(max_side: int) -> list[bytes]:
     return out
 
 
-def raw_throughput(args: argparse.Namespace, images: list[bytes]) -> dict[str, Any]:
-    """The model alone, in this process, same backend and images."""
-    from emojinet.predictor import Predictor
+def test_photos() -> dict[str, tuple[bytes, str]]:
+    """The two photos: the package's sample (451x300) and a 1080x720 camera photo."""
+    small = (REPO / "emojinet" / "data" / "sample.jpg").read_bytes()
+    if EVAL_PHOTO.is_file():  # a 1600x1065 camera photo, scaled down
+        img, source = Image.open(EVAL_PHOTO).convert("RGB"), f"{EVAL_PHOTO.name} of eval-dev"
+    else:  # no eval-dev here: scikit-learn's china.jpg, scaled up
+        from sklearn.datasets import load_sample_image
 
-    predictor = Predictor.load(args.model or None, backend=args.backend, device=args.device)
-    arrays = [predictor.preprocess(b) for b in images]
-    out: dict[str, Any] = {"model": predictor.info.to_dict()}
-    for size in sorted({1, args.batch_size}):
-        batch = np.stack([arrays[i % len(arrays)] for i in range(size)])
-        predictor.run_batch(batch)  # warm-up
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < args.seconds / 2:
-            predictor.run_batch(batch)
-            n += size
-        out[f"model_batch_{size}_images_per_s"] = n / (time.perf_counter() - t0)
-    # Decode + preprocess + forward, batched, all in this process: the CPU-bound ceiling.
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < args.seconds / 2:
-        chunk = [images[(n + i) % len(images)] for i in range(args.batch_size)]
-        predictor.run_batch(np.stack([predictor.preprocess(b) for b in chunk]))
-        n += len(chunk)
-    out["pipeline_images_per_s"] = n / (time.perf_counter() - t0)
-    return out
+        img, source = Image.fromarray(load_sample_image("china.jpg")), "china.jpg, upscaled"
+    buf = io.BytesIO()
+    img.resize((1080, 720), Image.Resampling.LANCZOS).save(buf, format="JPEG", quality=90)
+    return {"451x300": (small, "emojinet/data/sample.jpg"), "1080x720": (buf.getvalue(), source)}
+
+
+# -- servers --------------------------------------------------------------------------------
 
 
 def serve_cmd(host: str, port: int) -> list[str]:
@@ -93,130 +100,250 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(args: argparse.Namespace, batch_size: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "EMOJINET_BACKEND": args.backend,
-        "EMOJINET_DEVICE": args.device,
-        "EMOJINET_MAX_BATCH_SIZE": str(batch_size),
-        "EMOJINET_MAX_BATCH_DELAY_MS": str(args.batch_delay_ms),
-        "EMOJINET_MAX_QUEUE": "4096",
-        "EMOJINET_QUEUE_DEADLINE_S": "60",  # measure throughput, not load shedding
-        "EMOJINET_LOG_LEVEL": "warning",
-    }
-    if args.model:
-        env["EMOJINET_MODEL"] = args.model
-    return launch_server(env, port)
-
-
-def launch_server(env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``emojinet serve`` on loopback with ``env``; wait (5 min at most) until ready."""
-    proc = subprocess.Popen(serve_cmd("127.0.0.1", port), env=env, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
+def wait_ready(proc: subprocess.Popen[bytes], url: str, what: str) -> None:
     end = time.monotonic() + 300
     while time.monotonic() < end:
         if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
+            raise SystemExit(f"{what} exited with {proc.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return proc, url
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     proc.kill()
-    raise SystemExit("the server did not become ready")
+    raise SystemExit(f"{what} did not become ready")
 
 
-async def drive(url: str, images: list[bytes], concurrency: int, seconds: float) -> dict[str, Any]:
-    """``concurrency`` clients, each sending one request after another, for ``seconds``."""
-    latencies: list[float] = []
-    codes: dict[int, int] = {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+def launch_server(env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``emojinet serve`` on loopback with ``env``; wait (5 min at most) until ready."""
+    proc = subprocess.Popen(serve_cmd("127.0.0.1", port), env=env, cwd=REPO, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(proc, f"{url}/readyz", "the server")
+    return proc, url
 
-        async def one(worker: int, stop: float) -> None:
-            i = worker
-            while time.perf_counter() < stop:
-                data = images[i % len(images)]
-                i += concurrency
-                t0 = time.perf_counter()
-                r = await client.post("/suggest", files={"image": ("x.jpg", data, "image/jpeg")})
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - t0)
-                codes[r.status_code] = codes.get(r.status_code, 0) + 1
 
-        await asyncio.gather(*(one(w, time.perf_counter() + 1.0) for w in range(concurrency)))
-        latencies.clear()
-        codes.clear()
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one(w, t0 + seconds) for w in range(concurrency)))
-        wall = time.perf_counter() - t0
-    lat = np.array(latencies) * 1000 if latencies else np.array([float("nan")])
+def start_emojinet(extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    env = {
+        **os.environ,
+        "EMOJINET_MAX_QUEUE": "4096",  # measure throughput, not load shedding
+        "EMOJINET_QUEUE_DEADLINE_S": "60",
+        "EMOJINET_LOG_LEVEL": "warning",
+        **extra_env,
+    }
+    return launch_server(env, free_port())
+
+
+def start_peer(python: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    cmd = [python, str(REPO / "benchmarks" / "peer_litserve.py"), "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(proc, f"{url}/health", "LitServe")
+    return proc, url
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+
+def wrk(url: str, photo: Path, clients: int, seconds: float) -> dict[str, Any]:
+    """One cell: ``clients`` connections for ``seconds``; wrk's figures (see the Lua script)."""
+    cmd = ["wrk", "-t1", f"-c{clients}", f"-d{round(seconds)}s", "--timeout", "30s", "-s"]
+    cmd += [str(WRK_SCRIPT), f"{url}/suggest", "--", str(photo)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    d: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    seconds_run = d["duration_us"] / 1e6
     return {
-        "concurrency": concurrency,
-        "images_per_s": len(latencies) / wall,
-        "p50_ms": float(np.percentile(lat, 50)),
-        "p99_ms": float(np.percentile(lat, 99)),
-        "ok": len(latencies),
-        "status_counts": {str(k): v for k, v in sorted(codes.items())},
+        "clients": clients,
+        "answers_per_s": (d["requests"] - d["non_2xx"]) / seconds_run,
+        "p50_ms": d["p50_us"] / 1000,
+        "p99_ms": d["p99_us"] / 1000,
+        "requests": d["requests"],
+        "errors": d["non_2xx"] + d["connect_errors"] + d["read_errors"] + d["timeouts"],
     }
 
 
-def batch_stats(url: str) -> dict[str, float]:
+def thread_names(pid: int) -> dict[str, str]:
+    """Native thread id → Python thread name (from ``py-spy dump``, where it is installed)."""
+    spy = shutil.which("py-spy") or str(REPO / ".venv-peer" / "bin" / "py-spy")
+    if not Path(spy).is_file():
+        return {}
+    out = subprocess.run([spy, "dump", "-p", str(pid)], capture_output=True, text=True).stdout
+    return {
+        tid: re.sub(r"_\d+$", "", name)
+        for tid, name in re.findall(r'Thread (?:0x)?(\d+) \(\w+\): "([^"]*)"', out)
+    }
+
+
+def thread_cpu(pid: int, names: dict[str, str]) -> Counter[str]:
+    """CPU seconds so far of each of the process's threads, summed by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: Counter[str] = Counter()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        name = names.get(tid, "runtime pool" if names else "all")
+        out[{"MainThread": "event loop", "asyncio": "event loop"}.get(name, name)] += (
+            int(fields[11]) + int(fields[12])
+        ) / tick
+    return out
+
+
+def batch_stats(url: str) -> tuple[float, float]:
     text = httpx.get(f"{url}/metrics").text
-    values = {}
-    for line in text.splitlines():
-        for name in ("emojinet_batch_size_sum", "emojinet_batch_size_count"):
-            if line.startswith(name + " "):
-                values[name] = float(line.split()[1])
-    return values
+    got = dict(re.findall(r"^(emojinet_batch_size_(?:sum|count)) (\S+)$", text, re.M))
+    return float(got.get("emojinet_batch_size_sum", 0)), float(
+        got.get("emojinet_batch_size_count", 0)
+    )
 
 
-def measure_level(
-    url: str, images: list[bytes], c: int, seconds: float, size: int
+def emojinet_cell(
+    proc: subprocess.Popen[bytes], url: str, photo: Path, c: int, s: float, names: dict[str, str]
 ) -> dict[str, Any]:
-    before = batch_stats(url)
-    row = asyncio.run(drive(url, images, c, seconds))
-    after = batch_stats(url)
-    passes = after["emojinet_batch_size_count"] - before["emojinet_batch_size_count"]
-    inputs = after["emojinet_batch_size_sum"] - before["emojinet_batch_size_sum"]
-    row["mean_batch"] = inputs / passes if passes else 0.0
-    row["max_batch_size"] = size
-    print(f"  max_batch_size={size:<3} clients={c:<3} {row['images_per_s']:7.1f} img/s")
+    before, (bsum, bcount) = thread_cpu(proc.pid, names), batch_stats(url)
+    row = wrk(url, photo, c, s)
+    after, (asum, acount) = thread_cpu(proc.pid, names), batch_stats(url)
+    n = max(row["requests"], 1)
+    cpu = {k: 1000 * (after[k] - before.get(k, 0.0)) / n for k in after}
+    row["cpu_ms_per_answer"] = {k: round(v, 2) for k, v in sorted(cpu.items()) if v >= 0.05}
+    row["cpu_ms_per_answer_total"] = round(sum(cpu.values()), 2)
+    row["mean_batch"] = (asum - bsum) / (acount - bcount) if acount > bcount else 0.0
     return row
 
 
-def run_servers(
-    args: argparse.Namespace, images: list[bytes]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Both servers up at once; levels alternate between them so load drift hits both alike."""
-    batched_proc, batched_url = start_server(args, args.batch_size)
-    plain_proc, plain_url = start_server(args, 1)
-    batched, unbatched = [], []
+def ceiling(data: bytes, seconds: float) -> dict[str, float]:
+    """Photos/s for decode + preprocess + model in this process, no HTTP, two arrangements."""
+    from emojinet.predictor import Predictor
+    from service.settings import cpu_cores
+
+    cores = cpu_cores()
+    out: dict[str, float] = {}
+    for label, lanes, threads in (("one_pass_all_cores", 1, None), ("pass_per_core", cores, 1)):
+        predictor = Predictor.load(None, backend="onnx", device="cpu", threads=threads)
+        predictor.run_batch(np.stack([predictor.preprocess(data)] * 8))  # warm-up
+        done = [0] * lanes
+        stop = time.perf_counter() + seconds
+
+        def lane(
+            i: int, p: Predictor = predictor, until: float = stop, n: list[int] = done
+        ) -> None:
+            while time.perf_counter() < until:
+                p.run_batch(np.stack([p.preprocess(data) for _ in range(8)]))
+                n[i] += 8
+
+        t0 = time.perf_counter()
+        workers = [threading.Thread(target=lane, args=(i,)) for i in range(lanes)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        out[label] = sum(done) / (time.perf_counter() - t0)
+    out["ceiling"] = max(out.values())
+    return out
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def run_cells(
+    args: argparse.Namespace, files: dict[str, Path]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """Every cell on ``emojinet serve``, then on the peer, photo by photo.
+
+    The peer runs only for its own cells: an idle LitServe keeps about half a core busy (its
+    worker polls its queue), which would be taken from the server being measured. An idle
+    ``emojinet serve`` uses next to none, so it stays up.
+    """
+    ours: dict[str, list[dict[str, Any]]] = {name: [] for name in files}
+    peer: dict[str, list[dict[str, Any]]] = {name: [] for name in files}
+    proc, url = start_emojinet({})
     try:
-        for c in args.concurrency:
-            batched.append(measure_level(batched_url, images, c, args.seconds, args.batch_size))
-            unbatched.append(measure_level(plain_url, images, c, args.seconds, 1))
+        for path in files.values():  # warm-up, and the thread names once every pool runs
+            wrk(url, path, 8, 2)
+        names = thread_names(proc.pid)
+        for name, path in files.items():
+            for c in args.clients:
+                ours[name].append(emojinet_cell(proc, url, path, c, args.seconds, names))
+                print(f"  emojinet {name} c={c}: {ours[name][-1]['answers_per_s']:.1f}/s")
+            if not args.peer:
+                continue
+            peer_proc, peer_url = start_peer(args.peer_python)
+            try:
+                wrk(peer_url, path, 8, 2)
+                for c in args.clients:
+                    peer[name].append(wrk(peer_url, path, c, args.seconds))
+                    print(f"  litserve {name} c={c}: {peer[name][-1]['answers_per_s']:.1f}/s")
+            finally:
+                stop(peer_proc)
     finally:
-        for proc in (batched_proc, plain_proc):
-            proc.terminate()
-            proc.wait(60)
-    return batched, unbatched
+        stop(proc)
+    return ours, peer
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group (LitServe's workers are child processes), then wait."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def print_table(
+    ceilings: dict[str, dict[str, float]],
+    ours: dict[str, list[dict[str, Any]]],
+    peer: dict[str, list[dict[str, Any]]],
+) -> None:
+    head = (
+        f"{'photo':<10}{'clients':>8}{'answers/s':>11}{'p50 ms':>8}{'p99 ms':>8}{'batch':>7}"
+        f"{'% ceiling':>10}{'CPU ms':>8}"
+    )
+    if any(peer.values()):
+        head += f"{'LitServe/s':>12}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>7}"
+    print("\n" + head + "\n" + "-" * len(head))
+    for name, rows in ours.items():
+        for i, r in enumerate(rows):
+            line = (
+                f"{name:<10}{r['clients']:>8}{r['answers_per_s']:11.1f}{r['p50_ms']:8.0f}"
+                f"{r['p99_ms']:8.0f}{r['mean_batch']:7.1f}"
+                f"{100 * r['answers_per_s'] / ceilings[name]['ceiling']:9.0f}%"
+                f"{r['cpu_ms_per_answer_total']:8.1f}"
+            )
+            if peer[name]:
+                q = peer[name][i]
+                line += (
+                    f"{q['answers_per_s']:12.1f}{q['p50_ms']:8.0f}{q['p99_ms']:8.0f}"
+                    f"{r['answers_per_s'] / q['answers_per_s']:6.2f}x"
+                )
+            print(line)
+    for name, c in ceilings.items():
+        print(
+            f"ceiling {name}: {c['ceiling']:.1f} photos/s (one pass on all cores "
+            f"{c['one_pass_all_cores']:.1f}, one single-threaded pass per core "
+            f"{c['pass_per_core']:.1f})"
+        )
+    print("\nCPU ms per answer, by thread (32 clients):")
+    for name, rows in ours.items():
+        print(f"  {name}: {rows[-1]['cpu_ms_per_answer']}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", default="", help="release artifact (default: the built-in model)")
-    p.add_argument("--backend", default="onnx", choices=["auto", "torch", "onnx"])
-    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--batch-size", type=int, default=32, help="the server's max batch size")
-    p.add_argument("--batch-delay-ms", type=float, default=2.0)
-    p.add_argument("--concurrency", default="1,8,32", help="comma-separated client counts")
-    p.add_argument("--seconds", type=float, default=8.0, help="measured time per level")
-    p.add_argument("--max-side", type=int, default=640, help="photos are resized to fit this")
+    p.add_argument("--clients", default="1,8,32", help="comma-separated connection counts")
+    p.add_argument("--seconds", type=float, default=15.0, help="measured time per cell")
+    p.add_argument("--peer", action="store_true", help="also run LitServe (see above)")
+    p.add_argument("--peer-python", default=str(REPO / ".venv-peer" / "bin" / "python"))
     p.add_argument(
         "--out",
         default="runs/bench/serve.json",
@@ -224,34 +351,22 @@ def main() -> None:
         "updates the committed figures",
     )
     args = p.parse_args()
-    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.clients = [int(c) for c in args.clients.split(",")]
+    if shutil.which("wrk") is None:
+        raise SystemExit("needs wrk: sudo apt-get install wrk (make bench-serve does)")
 
-    images = photos(args.max_side)
-    print(f"{len(images)} photos, {sum(map(len, images)) / len(images) / 1e3:.0f} kB on average")
-    raw = raw_throughput(args, images)
-    print(f"raw model: {raw}")
-    batched, unbatched = run_servers(args, images)
-
-    ref = raw[f"model_batch_{args.batch_size}_images_per_s"]
-    header = f"{'':<28}{'clients':>8}{'img/s':>9}{'% raw':>7}{'p50 ms':>9}{'p99 ms':>9}{'batch':>7}"
-    print()
-    print(header)
-    print("-" * len(header))
-    for size in sorted({1, args.batch_size}, reverse=True):
-        v = raw[f"model_batch_{size}_images_per_s"]
-        print(f"{f'raw model, batch {size}':<28}{'':>8}{v:9.1f}{100 * v / ref:6.0f}%")
-    v = raw["pipeline_images_per_s"]
-    print(f"{'raw decode+model, 1 process':<28}{'':>8}{v:9.1f}{100 * v / ref:6.0f}%")
-    for label, rows in (
-        (f"server, batch ≤ {args.batch_size}", batched),
-        ("server, batching off", unbatched),
-    ):
-        for r in rows:
-            print(
-                f"{label:<28}{r['concurrency']:>8}{r['images_per_s']:9.1f}"
-                f"{100 * r['images_per_s'] / ref:6.0f}%{r['p50_ms']:9.1f}{r['p99_ms']:9.1f}"
-                f"{r['mean_batch']:7.1f}"
-            )
+    test = test_photos()
+    ceilings = {}
+    for name, (data, _) in test.items():
+        ceilings[name] = ceiling(data, min(args.seconds, 10.0))
+        print(f"ceiling {name}: {ceilings[name]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for name, (data, _) in test.items():
+            files[name] = Path(tmp) / f"{name}.jpg"
+            files[name].write_bytes(data)
+        ours, peer = run_cells(args, files)
+    print_table(ceilings, ours, peer)
     result = {
         "machine": {
             "platform": platform.platform(),
@@ -259,9 +374,10 @@ def main() -> None:
             "python": sys.version.split()[0],
         },
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
-        "raw": raw,
-        "server_batched": batched,
-        "server_unbatched": unbatched,
+        "photos": {name: {"bytes": len(d), "source": src} for name, (d, src) in test.items()},
+        "ceiling": ceilings,
+        "emojinet": ours,
+        "litserve": peer if args.peer else None,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ import numpy.typing as npt
 from emojinet.errors import ConfigError, FeaturesUnavailableError
 
 if TYPE_CHECKING:
+    import onnxruntime as ort
     import torch
 
     from emojinet.model import EmojiNet
@@ -266,27 +267,44 @@ _export_lock = threading.Lock()
 class OnnxBackend:
     """ONNX Runtime on the CPU (or CUDA when its provider is installed).
 
-    ``threads``: intra-op threads (None: one per core, ONNX Runtime's default). Idle pool
+    ``threads``: intra-op threads (None: one per core, ONNX Runtime's default);
+    ``alone_threads``: a second session with that many, for :meth:`run_alone` (a pass that has
+    the cores to itself: one request on an idle server then takes every core). Idle pool
     threads wait passively instead of spinning: a spinning pool burns the cores that decode the
     next images (measured in ``benchmarks/bench_serve.py``: about 10% more photos a second
     with spinning off on a 2-core machine).
     """
 
-    def __init__(self, onnx_path: str | Path, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        *,
+        threads: int | None = None,
+        alone_threads: int | None = None,
+    ) -> None:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         providers = [
             p
             for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
             if p in ort.get_available_providers()
         ]
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
+
+        def session(n: int | None, spin: bool) -> ort.InferenceSession:
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if n:
+                opts.intra_op_num_threads = n
+            opts.add_session_config_entry("session.intra_op.allow_spinning", str(int(spin)))
+            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            return ort.InferenceSession(str(onnx_path), opts, providers=providers)
+
+        self.session = session(threads, spin=False)
+        cpu_only = providers[0] == "CPUExecutionProvider"  # (one session per GPU is enough)
+        wanted = cpu_only and alone_threads not in (None, threads)
+        # Alone, the pool may spin between operators: nothing else wants the cores then, and
+        # waking sleeping threads for each of the model's operators costs more than the pass.
+        self._alone = session(alone_threads, spin=True) if wanted else None
         self.device = "cuda" if providers[0].startswith("CUDA") else "cpu"
         self.name = "onnx"
         self.path = Path(onnx_path)
@@ -299,6 +317,7 @@ class OnnxBackend:
         *,
         cache_dir: str | Path | None = None,
         threads: int | None = None,
+        alone_threads: int | None = None,
     ) -> OnnxBackend:
         """Export once per distinct model (keyed by :func:`model_digest`) and reuse the file.
 
@@ -319,9 +338,16 @@ class OnnxBackend:
                         f"cannot export the model to ONNX in {cache} ({exc.strerror or exc}): set "
                         "EMOJINET_CACHE_DIR to a writable folder, or use backend torch"
                     ) from exc
-        return cls(path, threads=threads)
+        return cls(path, threads=threads, alone_threads=alone_threads)
 
     def run(self, batch: Array, *, features: bool = False) -> Outputs:
+        return self._run(self.session, batch, features)
+
+    def run_alone(self, batch: Array, *, features: bool = False) -> Outputs:
+        """:meth:`run` on the ``alone_threads`` session (the same numbers, more threads)."""
+        return self._run(self._alone or self.session, batch, features)
+
+    def _run(self, session: ort.InferenceSession, batch: Array, features: bool) -> Outputs:
         if features and not self.supports_features:
             raise FeaturesUnavailableError(
                 f"{self.path} has no 'features' output: re-export it with this version "
@@ -329,7 +355,7 @@ class OnnxBackend:
             )
         x = np.ascontiguousarray(batch, dtype=np.float32)
         names = ["probs", "features"] if features else ["probs"]
-        got = [np.asarray(a, dtype=np.float32) for a in self.session.run(names, {"images": x})]
+        got = [np.asarray(a, dtype=np.float32) for a in session.run(names, {"images": x})]
         return Outputs(got[0], got[1] if features else None)
 
 
@@ -339,13 +365,15 @@ def make_backend(
     device: str = "auto",
     *,
     threads: int | None = None,
+    alone_threads: int | None = None,
 ) -> InferenceBackend:
     """``auto``: torch on CUDA when a GPU is there, otherwise ONNX Runtime on the CPU.
 
-    ``threads``: intra-op threads on a CPU (None: the runtime's default).
+    ``threads``: intra-op threads on a CPU (None: the runtime's default); ``alone_threads``:
+    see :class:`OnnxBackend`.
     """
     if resolve_backend(backend, device) == "torch":
         return TorchBackend(model, select_device(device), threads=threads)
     if device.startswith("cuda"):
         select_device(device)  # asking for CUDA without a GPU is an error
-    return OnnxBackend.from_model(model, threads=threads)
+    return OnnxBackend.from_model(model, threads=threads, alone_threads=alone_threads)

@@ -176,10 +176,12 @@ class Predictor:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         deny: Iterable[str] = (),
         threads: int | None = None,
+        alone_threads: int | None = None,
     ) -> Predictor:
         """The model at ``path`` (see :func:`emojinet.checkpoint.load`) on ``backend``.
 
-        ``threads``: intra-op threads for a forward pass on a CPU (None: the runtime's default).
+        ``threads``: intra-op threads for a forward pass on a CPU (None: the runtime's default);
+        ``alone_threads``: as many for :meth:`run_batch_alone` (ONNX Runtime only).
 
         On ONNX Runtime, the built-in model runs the ONNX file shipped in the package and a
         release whose ``NAME.json`` names its ``NAME.onnx`` runs that file (each checked by
@@ -190,12 +192,12 @@ class Predictor:
         if spec is not None:
             if device.startswith("cuda"):
                 select_device(device)  # asking for CUDA without a GPU is an error
-            backend_ = OnnxBackend(spec.path, threads=threads)
+            backend_ = OnnxBackend(spec.path, threads=threads, alone_threads=alone_threads)
             return cls(spec, backend_, sha256=spec.model_sha256, **kw)
         from emojinet import checkpoint
 
         model, meta = checkpoint.load(path, vocab=vocab)
-        made = make_backend(model, backend, device, threads=threads)
+        made = make_backend(model, backend, device, threads=threads, alone_threads=alone_threads)
         return cls(model, made, sha256=meta.digest, **kw)
 
     @property
@@ -224,7 +226,15 @@ class Predictor:
         Raises:
             FeaturesUnavailableError: ``features`` asked of a backend without them.
         """
-        out = self.backend.run(batch, features=features)
+        return self._masked(self.backend.run(batch, features=features))
+
+    def run_batch_alone(self, batch: Array, *, features: bool = False) -> Outputs:
+        """:meth:`run_batch` for a pass that has the cores to itself: on ONNX Runtime, with the
+        ``alone_threads`` session given to :meth:`load` (same numbers); otherwise the same."""
+        run = getattr(self.backend, "run_alone", self.backend.run)
+        return self._masked(run(batch, features=features))
+
+    def _masked(self, out: Outputs) -> Outputs:
         if not self.denied.any():
             return out
         probs = out.probs.copy()

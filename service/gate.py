@@ -101,6 +101,10 @@ class DeviceGate:
         observers: receive queue waits, batch sizes, depth and rejections.
         executor: runs forward passes; by default ``lanes`` dedicated threads.
         lanes: how many forward passes may run at once (1: one lock on the device).
+        predict_alone: the pass for a batch that has the device to itself (no other lane busy,
+            nothing waiting): on a CPU one that may use every core. Default: ``predict``.
+        incoming: how many inputs are on their way to the queue (being decoded); the batch
+            delay is only waited while some are. None: unknown, always wait.
     """
 
     def __init__(
@@ -114,12 +118,16 @@ class DeviceGate:
         observers: Sequence[GateObserver] = (),
         executor: Executor | None = None,
         lanes: int = 1,
+        predict_alone: BatchFn | None = None,
+        incoming: Callable[[], int] | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1 or lanes < 1:
             raise ValueError("max_batch_size, max_queue and lanes must be at least 1")
         if queue_deadline_s <= 0 or max_batch_delay_s < 0:
             raise ValueError("queue_deadline_s must be > 0 and max_batch_delay_s >= 0")
         self.predict = predict
+        self.predict_alone = predict_alone
+        self.incoming = incoming
         self.max_batch_size = max_batch_size
         self.max_batch_delay_s = max_batch_delay_s
         self.max_queue = max_queue
@@ -293,14 +301,19 @@ class DeviceGate:
             if not jobs:
                 self.lock.release()
                 continue
+            alone = not (self._passes_in_flight or self._queue.waiting or self._incoming())
             self._running += len(jobs)
-            task = loop.create_task(self._one_batch(jobs), name="batch")
+            task = loop.create_task(self._one_batch(jobs, alone), name="batch")
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
 
+    def _incoming(self) -> int:
+        return self.incoming() if self.incoming is not None else 0
+
     async def _collect(self) -> list[Job]:
         """The jobs of the next batch (after waiting up to the batch delay for more)."""
-        if self.max_batch_delay_s > 0 and self._queue.waiting < self.max_batch_size:
+        more_coming = self.incoming is None or self._incoming() > 0
+        if self.max_batch_delay_s > 0 and self._queue.waiting < self.max_batch_size and more_coming:
             await self._queue.fill(self.max_batch_size, self.max_batch_delay_s)
         now = time.perf_counter()
         jobs = self._queue.take(self.max_batch_size, now, self._expire)
@@ -308,10 +321,10 @@ class DeviceGate:
             self._notify("queue_wait", now - job.arrived, ran=True)
         return jobs
 
-    async def _one_batch(self, jobs: list[Job]) -> None:
+    async def _one_batch(self, jobs: list[Job], alone: bool) -> None:
         """Run ``jobs`` in the lane the batcher took for them, then free the lane."""
         try:
-            await self._run(jobs)
+            await self._run(jobs, alone)
         except Exception:  # a bug here must not stop the service
             log.exception("device gate: unexpected error running a batch; continuing")
         finally:
@@ -320,10 +333,10 @@ class DeviceGate:
             for job in jobs:  # never leave a caller hanging
                 job.finish(exc=RuntimeError("the batch ended without a result"))
 
-    async def _run(self, jobs: list[Job]) -> None:
+    async def _run(self, jobs: list[Job], alone: bool = False) -> None:
         started = time.perf_counter()
         try:
-            out = await self._pass([j.x for j in jobs], any(j.features for j in jobs))
+            out = await self._pass([j.x for j in jobs], any(j.features for j in jobs), alone)
         except Exception as exc:
             self.stats.failed_batches += 1
             self._notify("batch", len(jobs), time.perf_counter() - started, ok=False)
@@ -350,7 +363,7 @@ class DeviceGate:
         for job, row in zip(jobs, out.rows(), strict=True):
             job.finish(GateResult(row, started - job.arrived, seconds, len(jobs)))
 
-    async def _pass(self, xs: list[Array], features: bool) -> Outputs:
+    async def _pass(self, xs: list[Array], features: bool, alone: bool = False) -> Outputs:
         self._passes_in_flight += 1
         self.stats.max_concurrent_passes = max(
             self.stats.max_concurrent_passes, self._passes_in_flight
@@ -359,7 +372,8 @@ class DeviceGate:
         self.stats.batch_sizes.append(len(xs))
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, _forward, self.predict, xs, features)
+            fn = (self.predict_alone or self.predict) if alone else self.predict
+            return await loop.run_in_executor(self._executor, _forward, fn, xs, features)
         finally:
             self._passes_in_flight -= 1
 

@@ -25,7 +25,13 @@ from service.decoding import DecodeStage
 from service.drain import Drain, ShuttingDown
 from service.gate import DeviceGate, GateObserver
 from service.metrics import ServiceMetrics
-from service.settings import Settings, batch_size, cpu_threads_per_lane, model_lanes
+from service.settings import (
+    Settings,
+    batch_size,
+    cpu_cores,
+    cpu_threads_per_lane,
+    model_lanes,
+)
 
 __all__ = ["Accepted", "ModelNotReady", "PredictorLike", "ServiceState", "ShuttingDown"]
 
@@ -124,6 +130,7 @@ class ServiceState:
                 max_pixels=s.max_pixels,
                 deny=s.deny_list,
                 threads=cpu_threads_per_lane(s.model_lanes),
+                alone_threads=cpu_cores(),
             )
             x = np.zeros((1, *predictor.input_shape), np.float32)
             await asyncio.to_thread(predictor.run_batch, x)  # warm-up before taking traffic
@@ -210,6 +217,8 @@ class ServiceState:
     def _ready(self, predictor: PredictorLike) -> None:
         s = self.settings
         observers = self._observers()
+        lanes, decoder = model_lanes(s.model_lanes, predictor.info.device), self.decoder
+        assert decoder is not None  # (_start_pipeline ran first)
         self.gate = DeviceGate(
             predictor.run_batch,
             max_batch_size=batch_size(s.max_batch_size, predictor.info.device),
@@ -217,7 +226,9 @@ class ServiceState:
             max_queue=s.max_queue,
             queue_deadline_s=s.queue_deadline_s,
             observers=observers,
-            lanes=model_lanes(s.model_lanes, predictor.info.device),
+            lanes=lanes,
+            predict_alone=getattr(predictor, "run_batch_alone", None) if lanes > 1 else None,
+            incoming=lambda: decoder.running + decoder.waiting,
         )
         self.gate.start()
         if self.cloudwatch is not None:

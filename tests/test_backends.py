@@ -184,8 +184,17 @@ def test_an_unwritable_export_folder_is_a_clear_error(
 def test_onnx_threads_are_set_and_wait_passively(
     tmp_path: Path, tiny_model_factory: Callable[..., EmojiNet]
 ) -> None:
-    backend = OnnxBackend(export_onnx(tiny_model_factory(), tmp_path / "tiny.onnx"), threads=1)
+    path = export_onnx(tiny_model_factory(), tmp_path / "tiny.onnx")
+    backend = OnnxBackend(path, threads=1, alone_threads=2)
     opts = backend.session.get_session_options()
     assert opts.intra_op_num_threads == 1
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    # The session for a pass alone: every core, spinning between operators; same numbers.
+    assert backend._alone is not None
+    alone = backend._alone.get_session_options()
+    assert alone.intra_op_num_threads == 2
+    assert alone.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    np.testing.assert_allclose(backend.run_alone(x).probs, backend.run(x).probs, atol=1e-6)
+    assert OnnxBackend(path, threads=2, alone_threads=2)._alone is None  # nothing to add

@@ -359,3 +359,36 @@ def test_lanes_threads_and_batch_size_follow_the_device(monkeypatch: pytest.Monk
     assert s.cpu_threads_per_lane(1) == 4 and s.cpu_threads_per_lane(8) == 1
     assert s.batch_size(0, "cpu") == 8 and s.batch_size(0, "cuda") == 32
     assert s.batch_size(5, "cuda") == 5
+
+
+def test_only_a_batch_with_the_device_to_itself_runs_alone() -> None:
+    fake, alone_sizes, coming = FakePredictor(delay_s=0.02), [], [0]
+
+    def alone(batch: np.ndarray, *, features: bool = False) -> Outputs:
+        alone_sizes.append(len(batch))
+        return fake.run_batch(batch, features=features)
+
+    async def main() -> None:
+        gate = DeviceGate(
+            fake.run_batch,  # type: ignore[arg-type]
+            max_batch_size=2,
+            max_batch_delay_s=0.05,
+            lanes=2,
+            predict_alone=alone,
+            incoming=lambda: coming[0],
+        )
+        gate.start()
+        try:
+            t0 = time.perf_counter()
+            await gate.submit(job(1))  # nothing else anywhere: alone, and no batch delay
+            assert time.perf_counter() - t0 < 0.045, "waited for batch-mates none were coming"
+            coming[0] = 3  # inputs still decoding: they may join, so not alone
+            await gate.submit(job(2))
+            coming[0] = 0
+            await asyncio.gather(*(gate.submit(job(i)) for i in range(6)))
+        finally:
+            await gate.stop()
+
+    run(main)
+    assert alone_sizes[0] == 1
+    assert len(alone_sizes) <= 2, "with jobs waiting or a lane busy, passes are not alone"
