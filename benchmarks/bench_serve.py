@@ -286,16 +286,22 @@ def run_cells(
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the process group (LitServe's workers are child processes), then wait."""
+    """SIGTERM to the process group, then wait until every process of it is gone (LitServe's
+    workers are child processes that outlive their parent for a while, still using CPU)."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        proc.poll()
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
 
 
 def print_table(

@@ -61,6 +61,9 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=1,
         http=protocol_class(settings.header_timeout_s, app.state.door),
         ws="none",
+        # Not uvloop, even where it is installed: measured no faster here (the loop's share of
+        # an answer's CPU is ~2 ms either way, benchmarks/bench_serve.py), and one loop to test.
+        loop="asyncio",
         lifespan="on",
         server_header=False,
     )
