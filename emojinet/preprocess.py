@@ -1,6 +1,7 @@
-"""Image decoding and the eval/train presets. Defined once; CLI, training and service all use it.
+"""Image decoding and eval preprocessing. Defined once; CLI, training and service all use it.
 
-Decoding and :func:`eval_array` (serving) need no torch; the torchvision presets import it.
+Decoding and :func:`eval_array` (serving) need no torch; the torchvision presets that training
+uses are in :mod:`emojinet.presets`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,10 +26,6 @@ from emojinet.errors import (
     UnsupportedImageFormatError,
 )
 
-if TYPE_CHECKING:
-    import torch
-    from torchvision.transforms import v2 as T
-
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "MAX_ASPECT_RATIO",
@@ -38,11 +35,8 @@ __all__ = [
     "PreprocessConfig",
     "decode_image",
     "eval_array",
-    "eval_preset",
     "load_image",
     "probe_image",
-    "to_tensor_batch",
-    "train_preset",
 ]
 
 # 40 megapixels: a 50 MP phone photo is refused, a 12 MP one is fine. PIL's own bomb check
@@ -297,16 +291,6 @@ def load_image(
     return decode_image(data, max_pixels=max_pixels, draft_size=draft_size)
 
 
-def _interpolation(name: str) -> T.InterpolationMode:
-    from torchvision.transforms import v2 as T
-
-    try:
-        return T.InterpolationMode(name)
-    except ValueError:
-        choices = ", ".join(m.value for m in T.InterpolationMode)
-        raise ConfigError(f"unknown interpolation {name!r}; choose one of {choices}") from None
-
-
 # torchvision's interpolation names → Pillow's filters (antialiased when shrinking, as
 # torchvision's ``antialias=True``).
 _PIL_FILTERS = {
@@ -350,65 +334,3 @@ def _normalise_table(mean: tuple[float, ...], std: tuple[float, ...]) -> npt.NDA
         std, np.float32
     )[:, None]
     return table
-
-
-def eval_preset(cfg: PreprocessConfig) -> T.Compose:
-    """Resize and crop as ``cfg.crop`` says (see :class:`PreprocessConfig`), then normalise.
-
-    Input: an RGB PIL image. Output: float tensor (3, input_size, input_size).
-    """
-    import torch
-    from torchvision.transforms import v2 as T
-
-    interpolation = _interpolation(cfg.interpolation)
-    resize: list[Any]
-    if cfg.crop == "full":
-        size = (cfg.input_size, cfg.input_size)
-        resize = [T.Resize(size, interpolation=interpolation, antialias=True)]
-    else:
-        resize = [
-            T.Resize(cfg.resize_size, interpolation=interpolation, antialias=True),
-            T.CenterCrop(cfg.input_size),
-        ]
-    return T.Compose(
-        [
-            T.PILToTensor(),
-            *resize,
-            T.ToDtype(torch.float32, scale=True),
-            T.Normalize(mean=list(cfg.mean), std=list(cfg.std)),
-        ]
-    )
-
-
-def train_preset(
-    cfg: PreprocessConfig, *, scale: tuple[float, float] = (0.35, 1.0), hflip: bool = True
-) -> T.Compose:
-    """Random-resized crop, optional horizontal flip, light colour jitter, normalise."""
-    import torch
-    from torchvision.transforms import v2 as T
-
-    steps: list[Any] = [
-        T.PILToTensor(),
-        T.RandomResizedCrop(
-            cfg.input_size,
-            scale=scale,
-            interpolation=_interpolation(cfg.interpolation),
-            antialias=True,
-        ),
-    ]
-    if hflip:
-        steps.append(T.RandomHorizontalFlip())
-    steps += [
-        T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
-        T.ToDtype(torch.float32, scale=True),
-        T.Normalize(mean=list(cfg.mean), std=list(cfg.std)),
-    ]
-    return T.Compose(steps)
-
-
-def to_tensor_batch(images: list[Image.Image], cfg: PreprocessConfig) -> torch.Tensor:
-    """Eval-preprocess several images into one (N, 3, H, W) float tensor."""
-    import torch
-
-    transform = eval_preset(cfg)
-    return torch.stack([transform(img) for img in images])

@@ -20,7 +20,8 @@ import torch
 from PIL import Image
 
 from emojinet.backbones import Backbone, get_backbone
-from emojinet.preprocess import eval_preset, load_image
+from emojinet.preprocess import load_image
+from emojinet.presets import eval_preset
 from training.suggestions import LabelledImage, load_set
 
 ROOT = Path(__file__).parents[1]

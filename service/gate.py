@@ -89,7 +89,7 @@ def _forward(predict: BatchFn, xs: list[Array], features: bool) -> Outputs:
 
 
 class DeviceGate:
-    """Serialises model calls behind one :class:`asyncio.Lock` and batches waiting jobs.
+    """Serialises model calls behind a lock with ``lanes`` permits and batches waiting jobs.
 
     Args:
         predict: one forward pass, ``(N, ...) → Outputs``; runs in ``executor``.
@@ -301,18 +301,16 @@ class DeviceGate:
             if not jobs:
                 self.lock.release()
                 continue
-            alone = not (self._passes_in_flight or self._queue.waiting or self._incoming())
+            busy = self._passes_in_flight or self._queue.waiting
+            alone = not (busy or (self.incoming and self.incoming()))
             self._running += len(jobs)
             task = loop.create_task(self._one_batch(jobs, alone), name="batch")
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
 
-    def _incoming(self) -> int:
-        return self.incoming() if self.incoming is not None else 0
-
     async def _collect(self) -> list[Job]:
         """The jobs of the next batch (after waiting up to the batch delay for more)."""
-        more_coming = self.incoming is None or self._incoming() > 0
+        more_coming = self.incoming is None or self.incoming() > 0
         if self.max_batch_delay_s > 0 and self._queue.waiting < self.max_batch_size and more_coming:
             await self._queue.fill(self.max_batch_size, self.max_batch_delay_s)
         now = time.perf_counter()

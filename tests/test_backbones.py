@@ -108,7 +108,8 @@ def test_missing_download_names_offline_options(monkeypatch: pytest.MonkeyPatch)
 def test_efficientnet_lite0_pretrained_classifies_real_photos(photos: dict[str, bytes]) -> None:
     import torchvision
 
-    from emojinet.preprocess import decode_image, eval_preset
+    from emojinet.preprocess import decode_image
+    from emojinet.presets import eval_preset
 
     categories = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
     backbone = get_backbone("efficientnet_lite0").eval()

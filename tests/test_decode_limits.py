@@ -14,7 +14,8 @@ from crafted_images import OTHER, encode, psd, strip_png
 from PIL import Image
 
 from emojinet.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageFormatError
-from emojinet.preprocess import PreprocessConfig, decode_image, eval_preset, probe_image
+from emojinet.preprocess import PreprocessConfig, decode_image, probe_image
+from emojinet.presets import eval_preset
 
 MiB = 1024 * 1024
 
@@ -112,7 +113,8 @@ PEAK_SCRIPT = """
 import json, resource, sys
 from pathlib import Path
 from emojinet.errors import EmojiNetError
-from emojinet.preprocess import PreprocessConfig, decode_image, eval_preset
+from emojinet.preprocess import PreprocessConfig, decode_image
+from emojinet.presets import eval_preset
 
 def hwm():
     for line in Path("/proc/self/status").read_text().splitlines():

@@ -18,7 +18,8 @@ import torch
 from legacy_backbone import registered
 
 from emojinet.checkpoint import load
-from emojinet.preprocess import PreprocessConfig, decode_image, eval_preset
+from emojinet.preprocess import PreprocessConfig, decode_image
+from emojinet.presets import eval_preset
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
 EXPECTED = json.loads((LEGACY / "expected.json").read_text())

@@ -6,15 +6,8 @@ import torch
 from PIL import Image
 
 from emojinet.errors import ImageTooLargeError, InvalidImageError
-from emojinet.preprocess import (
-    PreprocessConfig,
-    decode_image,
-    eval_array,
-    eval_preset,
-    load_image,
-    to_tensor_batch,
-    train_preset,
-)
+from emojinet.preprocess import PreprocessConfig, decode_image, eval_array, load_image
+from emojinet.presets import eval_preset, to_tensor_batch, train_preset
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw: object) -> bytes:

@@ -63,7 +63,8 @@ def test_prescale_resumes_after_an_interrupted_run(photo_dataset: Path) -> None:
 
 
 def test_prescaled_images_are_what_training_reads(photo_dataset: Path) -> None:
-    from emojinet.preprocess import PreprocessConfig, eval_preset
+    from emojinet.preprocess import PreprocessConfig
+    from emojinet.presets import eval_preset
     from training.datasets import EmojiImageDataset
     from training.prepare import read_dataset
 

@@ -14,7 +14,7 @@ from PIL import Image
 from emojinet import zeroshot
 from emojinet.backbones import Backbone, get_backbone
 from emojinet.errors import VocabularyError
-from emojinet.preprocess import to_tensor_batch
+from emojinet.presets import to_tensor_batch
 from emojinet.vocab import Vocabulary, current_emojis, normalize_emoji
 from emojinet.zeroshot import (
     NUM_CLASSES,

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from emojinet.preprocess import PreprocessConfig, eval_preset, load_image
+from emojinet.preprocess import PreprocessConfig, load_image
+from emojinet.presets import eval_preset
 from emojinet.vocab import Vocabulary
 from training.errors import DataError
 from training.prepare import DatasetRecord

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from emojinet.checkpoint import export_release, load_checkpoint
 from emojinet.model import EmojiNet
-from emojinet.preprocess import train_preset
+from emojinet.presets import train_preset
 from emojinet.vocab import Vocabulary
 from training.datasets import (
     EmojiImageDataset,

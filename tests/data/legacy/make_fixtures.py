@@ -30,7 +30,8 @@ from training_data import fashion_dataset  # noqa: E402
 
 from emojinet import checkpoint  # noqa: E402
 from emojinet.model import EmojiNetConfig, build_model  # noqa: E402
-from emojinet.preprocess import decode_image, eval_preset  # noqa: E402
+from emojinet.preprocess import decode_image  # noqa: E402
+from emojinet.presets import eval_preset  # noqa: E402
 from emojinet.vocab import Vocabulary  # noqa: E402
 
 
