@@ -33,7 +33,8 @@ import io, json, resource, sys, time
 from pathlib import Path
 from PIL import Image
 from emojinet.errors import EmojiNetError
-from emojinet.preprocess import PreprocessConfig, decode_image, eval_preset
+from emojinet.preprocess import PreprocessConfig, decode_image
+from emojinet.presets import eval_preset
 
 cfg = PreprocessConfig()
 transform = eval_preset(cfg)

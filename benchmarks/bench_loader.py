@@ -25,7 +25,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from emojinet.preprocess import PreprocessConfig, train_preset
+from emojinet.preprocess import PreprocessConfig
+from emojinet.presets import train_preset
 from training.datasets import EmojiImageDataset, prescaled_index
 from training.posts import folder_posts
 from training.prepare import (
