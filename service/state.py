@@ -134,6 +134,7 @@ class ServiceState:
             )
             x = np.zeros((1, *predictor.input_shape), np.float32)
             await asyncio.to_thread(predictor.run_batch, x)  # warm-up before taking traffic
+            await asyncio.to_thread(predictor.run_batch_alone, x)  # (its own session on a CPU)
             await self._load_gan(predictor)
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
