@@ -38,7 +38,7 @@ RUN python -m venv /opt/venv \
     && useradd --system --uid 10001 --create-home --home-dir /home/emojinet emojinet
 
 # Dependencies only (the cached layer), from the lock file with hashes (the base install plus the
-# `torch` and `aws` extras): the layer changes when the lock does, not with the code.
+# `torch`, `aws` and `slack` extras): the layer changes when the lock does, not with the code.
 WORKDIR /tmp/build
 COPY requirements/gpu.lock requirements.lock
 RUN pip install --no-cache-dir --require-hashes -r requirements.lock \

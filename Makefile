@@ -31,7 +31,7 @@ $(BIN)/python:
 # The locked versions with their hashes (requirements/*.lock, `make lock`), then the package
 # itself without dependencies. `make serve` needs only the base install (ONNX Runtime, no torch:
 # serve.lock); the tests need everything (dev.lock: torch==2.14.1, torchvision==0.29.1 …); the
-# GPU image installs gpu.lock (base + torch + aws).
+# GPU image installs gpu.lock (base + torch + aws + slack).
 $(VENV)/.stamp-run: pyproject.toml requirements/serve.lock | $(BIN)/python
 	$(BIN)/pip install -q --require-hashes -r requirements/serve.lock
 	$(BIN)/pip install -q --no-deps -e .
@@ -48,7 +48,7 @@ LOCK_FLAGS := -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index
 lock:
 	$(PYTHON) -m venv /tmp/emojinet-lock && /tmp/emojinet-lock/bin/pip install -q pip-tools
 	/tmp/emojinet-lock/bin/pip-compile $(LOCK_FLAGS) -o requirements/serve.lock pyproject.toml
-	/tmp/emojinet-lock/bin/pip-compile $(LOCK_FLAGS) --extra torch --extra aws \
+	/tmp/emojinet-lock/bin/pip-compile $(LOCK_FLAGS) --extra torch --extra aws --extra slack \
 	  -o requirements/gpu.lock pyproject.toml
 	/tmp/emojinet-lock/bin/pip-compile $(LOCK_FLAGS) --extra dev -o requirements/dev.lock \
 	  pyproject.toml

@@ -131,7 +131,7 @@ def test_the_lock_files_pin_what_pyproject_asks_for() -> None:
     base, extras = pyproject["dependencies"], pyproject["optional-dependencies"]
     locks = {
         "serve": base,  # `make serve`: the base install
-        "gpu": [*base, "emojinet[torch,aws]"],  # the image
+        "gpu": [*base, "emojinet[torch,aws,slack]"],  # the image
         "dev": [*base, *extras["dev"]],  # `make test` and CI
     }
     pins = {name: _locked(ROOT / "requirements" / f"{name}.lock") for name in locks}
