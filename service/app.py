@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from emojinet import __version__
+from emojinet.errors import ConfigError
 from service.admission import Admission, door
 from service.drain import Drain
 from service.errors import install_error_handlers
@@ -93,6 +94,8 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(router)
+    if settings.slack_enabled:
+        _mount_slack(app, settings)
     # The web page's scripts and styles (GET / serves its index.html).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # For `emojinet serve`'s protocol: refuses inference requests from their first bytes while
@@ -103,3 +106,15 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
     )
     return app
+
+
+def _mount_slack(app: FastAPI, settings: Settings) -> None:
+    try:
+        from service.slack.bolt import mount_slack
+    except ImportError as exc:
+        raise ConfigError(
+            f"the Slack app is configured but its packages are missing ({exc.name}): "
+            "pip install 'emojinet[slack]'"
+        ) from None
+    mount_slack(app, settings)
+    log.info("the Slack app is on: POST /slack/events")

@@ -92,10 +92,27 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(default=10.0, gt=0)
     timeout_keep_alive_s: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=1024, gt=0)
+    # The Slack app (service/slack, needs the `slack` extra): on when both of these are set, and
+    # POST /slack/events exists only then. Secrets: the settings line masks them.
+    slack_signing_secret: str = Field(default="", json_schema_extra={"secret": True})
+    slack_bot_token: str = Field(default="", json_schema_extra={"secret": True})
+    slack_api_url: str = "https://slack.com/api/"  # Slack's Web API (a stand-in for tests)
+    # Reactions on a shared photo: the best slack_reactions emojis scoring slack_min_score or
+    # more (a score is the chance a person accepts the emoji); optionally a thread reply too.
+    slack_reactions: int = Field(default=3, ge=0, le=10)
+    slack_min_score: float = Field(default=0.2, ge=0.0, le=1.0)
+    slack_reply_in_thread: bool = False
+    slack_download_timeout_s: float = Field(default=10.0, gt=0)
+    # /emojinet <url> fetches only from public addresses unless this is set.
+    slack_allow_private_urls: bool = False
     log_level: str = "info"
     # json: one JSON object a line (time, level, logger, message, request_id in a request), what
     # CloudWatch Logs Insights reads field by field; text: one plain line, for a terminal.
     log_format: Literal["json", "text"] = "json"
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_signing_secret and self.slack_bot_token)
 
     def for_log(self) -> dict[str, Any]:
         """The settings as JSON-ready values, every secret field's values masked as "***"."""
@@ -143,6 +160,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "max_pending_bytes must be at least max_body_bytes, or no body of the maximum "
                 "size could ever be admitted"
+            )
+        if bool(self.slack_signing_secret) != bool(self.slack_bot_token):
+            raise ValueError(
+                "the Slack app needs both EMOJINET_SLACK_SIGNING_SECRET and "
+                "EMOJINET_SLACK_BOT_TOKEN (or neither, to leave it off)"
             )
         if self.drain_grace_s >= self.drain_timeout_s:
             raise ValueError("drain_grace_s must be shorter than drain_timeout_s")
