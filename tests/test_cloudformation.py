@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -261,7 +262,8 @@ def test_instance_role_is_minimal(moto_url: str, stack: dict[str, Any]) -> None:
     doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
     if isinstance(doc, str):  # moto returns a role policy from CloudFormation as a repr()
         doc = ast.literal_eval(doc)
-    by_action = {str(s["Action"]): s for s in doc["Statement"]}
+    # Without SlackSecretArn the Slack statement is AWS::NoValue (moto leaves it as a null).
+    by_action = {str(s["Action"]): s for s in doc["Statement"] if s is not None}
     logs = str(["logs:CreateLogStream", "logs:PutLogEvents"])
     assert set(by_action) == {
         "cloudwatch:PutMetricData",
@@ -272,6 +274,33 @@ def test_instance_role_is_minimal(moto_url: str, stack: dict[str, Any]) -> None:
     put = by_action["cloudwatch:PutMetricData"]
     assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": "EmojiNet"}}
     assert f":stack/{STACK}/" in by_action["cloudformation:SignalResource"]["Resource"]
+
+
+def test_the_slack_secret_is_readable_only_when_given_and_never_in_argv() -> None:
+    template = load_template()
+    statements = template["Resources"]["InstanceRole"]["Properties"]["Policies"][0][
+        "PolicyDocument"
+    ]["Statement"]
+    (conditional,) = [s for s in statements if "Fn::If" in s]
+    condition, granted, otherwise = conditional["Fn::If"]
+    assert condition == "HasSlack" and otherwise == {"Ref": "AWS::NoValue"}
+    assert granted["Action"] == "secretsmanager:GetSecretValue"
+    assert granted["Resource"] == {"Ref": "SlackSecretArn"}
+    assert template["Parameters"]["SlackSecretArn"]["Default"] == ""
+    user_data = str(template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"])
+    assert '--env-file "$SLACK_ENV"' in user_data and "install -m 600" in user_data
+    assert "-e EMOJINET_SLACK" not in user_data
+    # The one-liner that turns the secret into the env file does what it says.
+    script = re.search(r"python3 -c '([^']+)'", user_data)
+    assert script is not None
+    secret = '{"signing_secret": "abc123", "bot_token": "xoxb-1-2"}'
+    out = subprocess.run(
+        [sys.executable, "-c", script.group(1)], input=secret, capture_output=True, text=True
+    )
+    assert out.stdout.splitlines() == [
+        "EMOJINET_SLACK_SIGNING_SECRET=abc123",
+        "EMOJINET_SLACK_BOT_TOKEN=xoxb-1-2",
+    ]
 
 
 def test_scaling_policies_and_alarm(moto_url: str, stack: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from emojinet.predictor import Suggestion
 from service.settings import Settings
 from service.slack.fetch import Fetcher, token_hosts
 from service.slack.work import (
@@ -58,6 +59,7 @@ _SHOWN = 5  # suggestions in a reply or an answer
 _SHARE_WAITS_S = (1.0, 2.0, 4.0)  # a new upload's share can take a moment to be listed
 
 Respond = Callable[..., Awaitable[Any]]
+Ack = Callable[[], Awaitable[None]]
 
 
 def mount_slack(app: FastAPI, settings: Settings) -> None:
@@ -163,38 +165,46 @@ class _Listeners:
         raise Skipped("Slack lists no message sharing it in the channel")
 
     async def command(
-        self, ack: Callable[[], Awaitable[None]], command: dict[str, Any], respond: Respond,
-        client: AsyncWebClient,
-    ) -> None:  # fmt: skip
+        self, ack: Ack, command: dict[str, Any], respond: Respond, client: AsyncWebClient
+    ) -> None:
         await ack()
+        await _answer(respond, self._for_command(command, client))
+
+    async def _for_command(
+        self, command: dict[str, Any], client: AsyncWebClient
+    ) -> list[Suggestion]:
         text = str(command.get("text") or "").strip()
-        try:
-            if text:
-                url = text.strip("<>").split("|", 1)[0]  # Slack sends links as <url|label>
-                suggestions = await self.suggester.for_url(url, _SHOWN)
-            else:
-                file = await _newest_image(client, str(command.get("channel_id") or ""))
-                suggestions = await self.suggester.for_file(file, _SHOWN)
-        except Skipped as why:
-            await respond(text=f"No suggestions: {why}.", response_type="ephemeral")
-            return
-        await respond(text=describe(suggestions), response_type="ephemeral")
+        if text:
+            url = text.strip("<>").split("|", 1)[0]  # Slack sends links as <url|label>
+            return await self.suggester.for_url(url, _SHOWN)
+        file = await _newest_image(client, str(command.get("channel_id") or ""))
+        return await self.suggester.for_file(file, _SHOWN)
 
     async def shortcut(
-        self, ack: Callable[[], Awaitable[None]], shortcut: dict[str, Any], respond: Respond,
-        client: AsyncWebClient,
-    ) -> None:  # fmt: skip
+        self, ack: Ack, shortcut: dict[str, Any], respond: Respond, client: AsyncWebClient
+    ) -> None:
         await ack()
+        await _answer(respond, self._for_shortcut(shortcut, client))
+
+    async def _for_shortcut(
+        self, shortcut: dict[str, Any], client: AsyncWebClient
+    ) -> list[Suggestion]:
         found = image_file((shortcut.get("message") or {}).get("files") or [])
-        try:
-            if found is None:
-                raise Skipped("that message has no image")
-            file = (await client.files_info(file=str(found.get("id"))))["file"]
-            suggestions = await self.suggester.for_file(file, _SHOWN)
-        except Skipped as why:
-            await respond(text=f"No suggestions: {why}.", response_type="ephemeral")
-            return
-        await respond(text=describe(suggestions), response_type="ephemeral")
+        if found is None:
+            raise Skipped("that message has no image")
+        file = (await client.files_info(file=str(found.get("id"))))["file"]
+        return await self.suggester.for_file(file, _SHOWN)
+
+
+async def _answer(respond: Respond, work: Awaitable[list[Suggestion]]) -> None:
+    """Tell the user who asked, and only them, the suggestions or why there are none."""
+    try:
+        text = describe(await work)
+    except Skipped as why:
+        text = f"No suggestions: {why}."
+    except SlackApiError as exc:
+        text = f"No suggestions: Slack answered {_error(exc)}."
+    await respond(text=text, response_type="ephemeral")
 
 
 async def _newest_image(client: AsyncWebClient, channel: str) -> dict[str, Any]:
