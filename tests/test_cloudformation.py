@@ -287,7 +287,8 @@ def test_the_slack_secret_is_readable_only_when_given_and_never_in_argv() -> Non
     assert granted["Action"] == "secretsmanager:GetSecretValue"
     assert granted["Resource"] == {"Ref": "SlackSecretArn"}
     assert template["Parameters"]["SlackSecretArn"]["Default"] == ""
-    user_data = str(template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"])
+    data = template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    user_data = data["UserData"]["Fn::Base64"]["Fn::Sub"]
     assert '--env-file "$SLACK_ENV"' in user_data and "install -m 600" in user_data
     assert "-e EMOJINET_SLACK" not in user_data
     # The one-liner that turns the secret into the env file does what it says.

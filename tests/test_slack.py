@@ -305,9 +305,21 @@ def test_the_slash_command_fetches_a_slack_file_url(fake: FakeSlack, app_url: st
     assert fake.wait_for_response()["text"].split(" ")[0] in {"🐈", "🐱", "🐈‍⬛"}
 
 
-def test_the_message_shortcut_answers_for_the_message_image(fake: FakeSlack, app_url: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "said"),
+    [
+        ("cat", "🐈 cat "),
+        ("deleted", "No suggestions: Slack answered file_not_found."),
+        ("no image", "No suggestions: that message has no image."),
+    ],
+)
+def test_the_message_shortcut_answers_for_the_message_image(
+    fake: FakeSlack, app_url: str, case: str, said: str
+) -> None:
     file_id = new_id("F")
-    fake.add_file(file_id, CAT)
+    if case == "cat":
+        fake.add_file(file_id, CAT)
+    mimetype = "text/plain" if case == "no image" else "image/jpeg"
     fake.responses.clear()
     payload = {
         "type": "message_action",
@@ -317,11 +329,11 @@ def test_the_message_shortcut_answers_for_the_message_image(fake: FakeSlack, app
         "team": {"id": "T1"},
         "channel": {"id": "C1"},
         "user": {"id": "U1"},
-        "message": {"ts": "1.0", "files": [{"id": file_id, "mimetype": "image/jpeg"}]},
+        "message": {"ts": "1.0", "files": [{"id": file_id, "mimetype": mimetype}]},
         "token": "unused",
     }
     body = urlencode({"payload": json.dumps(payload)})
     assert post(app_url, body, "application/x-www-form-urlencoded").status_code == 200
     reply = fake.wait_for_response()
     assert reply["response_type"] == "ephemeral"
-    assert reply["text"].split(" ")[0] in {"🐈", "🐱", "🐈‍⬛"}, reply["text"]
+    assert reply["text"].startswith(said), reply["text"]
