@@ -109,12 +109,20 @@ def wait_for_reactions(fake: FakeSlack, ts: str, timeout_s: float = 20) -> list[
     raise AssertionError(f"no reaction on {ts}")
 
 
+def metric(url: str, name: str) -> float:
+    lines = httpx.get(f"{url}/metrics").text.splitlines()
+    return sum(float(line.split()[-1]) for line in lines if line.startswith(name + " "))
+
+
 def test_a_photo_shared_in_a_channel_gets_cat_reactions(fake: FakeSlack, app_url: str) -> None:
     file_id, ts = new_id("F"), "1700000001.000100"
     fake.add_file(file_id, CAT, ts=ts)
+    waits = metric(app_url, "emojinet_queue_wait_seconds_count")
     answer = post(app_url, event_body(file_shared(file_id)), "application/json")
     assert answer.status_code == 200
     wait_for_reactions(fake, ts)
+    # Through the same gate as /suggest: its queue-wait metric counted the photo.
+    assert metric(app_url, "emojinet_queue_wait_seconds_count") == waits + 1
     time.sleep(0.3)  # the other reactions follow the first
     names = reactions_on(fake, ts)
     assert names[0] in CAT_NAMES, names
