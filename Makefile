@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help setup setup-dev lock system-deps npm-emoji serve test test-fast lint format bench bench-serve quality \
         concept-map data-emoji500 train-emoji500 train-emoji500-gan \
-        bench-loader bench-tools profile-serve loadtest docker-build demo screenshots clean
+        bench-loader bench-tools profile-serve loadtest simulate docker-build demo screenshots clean
 
 help:
 	@echo "make serve     set up and start the service on http://$(HOST):$(PORT) (built-in model)"
@@ -23,6 +23,7 @@ help:
 	@echo "make lint      ruff + mypy"
 	@echo "make bench     model latency/throughput: torch eager vs ONNX Runtime"
 	@echo "make quality   suggestion quality on the development sets (top-1/top-5, reliability)"
+	@echo "make simulate  a day of the deployed system: scaling policies compared (deploy/README.md)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -167,6 +168,13 @@ demo: setup-dev system-deps
 	  --warmup-epochs 0.3 --dropout 0.2
 	$(BIN)/emojinet evaluate --model runs/fashion-demo/best.pt --data data/fashion-mnist \
 	  --split test --out runs/fashion-demo/test --export artifacts/fashion-demo/fashion-mnist
+
+# A simulated day of the deployed system (issue #17): load balancer, instances running the gate's
+# policy with the measured service times, CloudWatch and the Auto Scaling group from
+# deploy/cloudformation.yaml; scaling policies compared in a table, runs/simulate/simulate.json and
+# PNGs (about a minute on 2 cores). `python -m deploy.validate_sim` checks it against a local server.
+simulate: setup-dev
+	$(BIN)/python -m deploy.simulate --out runs/simulate
 
 bench-loader: setup-dev
 	$(BIN)/python benchmarks/bench_loader.py
