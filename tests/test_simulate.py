@@ -126,11 +126,13 @@ def test_sim_gate_waits_for_a_batch_only_while_inputs_are_coming() -> None:
 
 
 def test_one_client_costs_the_sum_of_the_measured_stages() -> None:
-    prof = cpu_profile()
+    prof = replace(cpu_profile(), spread=0.0)
     res = closed_loop(prof, clients=1, seconds=2.0, warmup_s=0.1)
     one = prof.loop_s + prof.decode_s + prof.pass_s(1, alone=True)  # nothing else runs
     assert res.summary()["p50_ms"] == pytest.approx(one * 1000, rel=1e-6)
     assert res.summary()["shed"] == 0
+    spread = closed_loop(cpu_profile(), clients=1, seconds=5.0).summary()  # measured spread
+    assert spread["p99_ms"] > 1.5 * spread["p50_ms"]
 
 
 def test_overload_sheds_with_the_deadline_on_a_cpu_and_429_on_a_gpu() -> None:
@@ -183,9 +185,13 @@ def first_action(cfg: FleetConfig) -> float:
 
 
 def test_the_group_reacts_after_the_period_and_the_evaluation_delay(small: FleetConfig) -> None:
+    # a GPU slow enough to be the bottleneck, so that the queue is the gate's
+    slow = replace(small.profile, pass_fixed_s=0.01, pass_per_image_s=0.01)
+    assert slow.bottleneck() == "device"
+    slow_cfg = replace(small, profile=slow, table=load_table(slow, requests=200))
     # load triples at 600 s; the first full period of it closes at 660 s, CloudWatch shows it
     # 60 s later, and the group evaluates 1 s after each minute: the step alarm acts at 721 s
-    step = replace(small, policy=Policy("step", None, 0.0))
+    step = replace(slow_cfg, policy=Policy("step", None, 0.0))
     assert first_action(step) == 721.0
     # target tracking needs 3 datapoints above target: 600-780 s, visible at 840 s
     per_min = round(0.6 * small.table.capacity * 60)
@@ -193,6 +199,18 @@ def test_the_group_reacts_after_the_period_and_the_evaluation_delay(small: Fleet
     assert first_action(replace(small, policy=tracking)) == 841.0
     # a longer evaluation delay delays it by as much
     assert first_action(replace(step, metric_delay_s=180.0)) == 841.0
+
+
+def test_a_loop_bound_instance_hides_its_queue_from_gpu_queue_wait(small: FleetConfig) -> None:
+    # on the GPU host the event loop is the slowest stage: overloaded, requests queue before the
+    # gate, so Backlog climbs to max_queue while GPUQueueWait stays far below the step alarm
+    assert small.profile.bottleneck() == "event loop"
+    res = run_fleet(replace(small, policy=Policy("step", None, 0.0)))
+    after = res.minutes >= 11  # periods wholly after the step in load
+    assert np.nanmin(res.metrics["Backlog"][after]) > 200
+    assert np.nanmax(res.metrics["GPUQueueWait"][after]) < 10
+    assert not res.actions  # the step alarm never fires
+    assert res.totals()["shed_429 admission"] > 0.25  # (6000 - 10 x 369) / 6000 of half the run
 
 
 def test_warm_up_and_cooldown_hold_back_scale_in(small: FleetConfig) -> None:

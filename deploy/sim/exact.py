@@ -122,9 +122,10 @@ class SharedCpu:
 class ExactInstance:
     """One server: admission, event loop, decode pool, gate; records every answer."""
 
-    def __init__(self, env: simpy.Environment, profile: Profile) -> None:
+    def __init__(self, env: simpy.Environment, profile: Profile, seed: int = 0) -> None:
         self.env = env
         self.p = profile
+        self.rng = np.random.default_rng(seed)
         self.admitted = 0
         self.decoding = 0
         self.loop = simpy.Resource(env, 1)
@@ -135,7 +136,7 @@ class ExactInstance:
         self._last_change = 0.0
         self.gate = SimGate(
             env,
-            lambda b, alone: profile.pass_s(b, alone=alone),
+            lambda b, alone: profile.pass_s(b, alone=alone) * self._spread(),
             max_batch=profile.max_batch,
             batch_delay_s=profile.batch_delay_s,
             max_queue=profile.max_queue,
@@ -145,8 +146,14 @@ class ExactInstance:
             run_pass=self._run_pass if profile.pass_on_cpu else None,
         )
 
+    def _spread(self) -> float:
+        """A lognormal factor of mean 1: how much one piece of work varies (``Profile.spread``)."""
+        sigma = self.p.spread
+        return float(np.exp(sigma * self.rng.standard_normal() - sigma**2 / 2)) if sigma else 1.0
+
     def _compute(self, seconds: float, threads: int = 1) -> Proc:
         """``seconds`` of CPU on each of ``threads`` threads (cores shared on a CPU host)."""
+        seconds *= self._spread()
         if self.cpu is None:  # a GPU host: a core per thread
             yield self.env.timeout(seconds)
         else:
@@ -209,8 +216,8 @@ def closed_loop(
 ) -> RunResult:
     """``clients`` connections, each sending its next request as soon as it is answered."""
     env = simpy.Environment()
-    inst = ExactInstance(env, profile)
-    rng = np.random.default_rng(seed)
+    inst = ExactInstance(env, profile, seed)
+    rng = np.random.default_rng(seed + 1)
 
     def client() -> Proc:
         yield env.timeout(float(rng.uniform(0, 0.01)))  # connections do not start in lockstep
@@ -227,8 +234,8 @@ def closed_loop(
 def open_loop(profile: Profile, *, rate: float, seconds: float, seed: int = 0) -> RunResult:
     """Poisson arrivals at ``rate`` requests/s for ``seconds`` (the first tenth is warm-up)."""
     env = simpy.Environment()
-    inst = ExactInstance(env, profile)
-    rng = np.random.default_rng(seed)
+    inst = ExactInstance(env, profile, seed)
+    rng = np.random.default_rng(seed + 1)
 
     def arrivals() -> Proc:
         while True:

@@ -5,9 +5,10 @@ Per-request processes at 10,000+ requests/s for 86,400 s are far beyond a two-mi
 arrivals (Poisson, seeded), splits them over the instances in service (round robin: equal
 shares; least outstanding requests: to the emptiest first), and moves each instance's
 queue as a fluid: admitted up to ``max_queue`` outstanding (the rest 429), served at its
-capacity, and whatever would wait past the deadline 503. What happens *inside* a tick (batching,
+capacity, and whatever would wait past the deadline 503 (the queue forms before the slowest
+stage; ``GPUQueueWait`` sees it only when that stage is the device). Inside a tick (batching,
 the per-request spread of latency, the Backlog and queue wait of a loaded but unsaturated
-instance) comes from the exact per-request model of one instance at the same load
+instance), figures come from the exact per-request model of one instance at the same load
 (:func:`deploy.sim.exact.load_table`), plus the fluid queue's wait when an instance is over
 capacity. SimPy runs the clocks: the tick, the instances' boot, CloudWatch's one-minute
 periods, the evaluation delay and the group's once-a-minute policy evaluation.
@@ -35,6 +36,9 @@ Proc = Generator[simpy.Event, Any, Any]
 BOOTING, IN_SERVICE, DRAINING, GONE = 1, 2, 3, 0
 # Latency histogram edges (s): log-spaced from 1 ms to 30 s.
 BINS = np.geomspace(1e-3, 30.0, 301)
+# A bad minute: more than 1 % of its requests shed, or its p99 over 250 ms (a quarter of the
+# deadline, the template's QueueWaitAlarmMs).
+BAD_SHED, BAD_P99_MS = 0.01, 250.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,10 @@ class FleetResult:
         """Day figures for the table and the JSON."""
         offered = float(np.sum(self.offered) * 60)
         shed = {k: float(np.sum(v)) for k, v in self.shed.items()}
+        shed_share = sum(self.shed.values()) / np.maximum(self.offered * 60, 1.0)
+        slow = np.nan_to_num(self.p99_ms, nan=0.0) > BAD_P99_MS
         return {
+            "bad_minutes": float(np.sum((shed_share > BAD_SHED) | slow)),
             "requests": offered,
             "p50_ms": _quantile_ms(self.hist, 0.5),
             "p99_ms": _quantile_ms(self.hist, 0.99),
@@ -114,6 +121,9 @@ class Fleet:
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(cfg.seed)
         self.mu = cfg.table.capacity
+        # an overloaded instance queues before its slowest stage: GPUQueueWait sees that queue
+        # only if the slowest stage is the device (on a GPU host it is the event loop)
+        self.gate_bound = cfg.profile.bottleneck() == "device"
         n = cfg.group.max_size * 3 + 8
         self.state = np.zeros(n, int)
         self.outstanding = np.zeros(n)
@@ -213,7 +223,8 @@ class Fleet:
         m["answered"] += float(np.sum(served))
         m["backlog"][serving] += cfg.table.backlog[row] + left
         m["ticks"][serving] += 1
-        m["wait_sum"] += float(np.sum(served * (cfg.table.queue_wait[row] + fluid_wait)))
+        gate_wait = cfg.table.queue_wait[row] + (fluid_wait if self.gate_bound else 0.0)
+        m["wait_sum"] += float(np.sum(served * gate_wait))
         if self._draining:  # no new requests; what they hold is answered
             d = np.flatnonzero(self.state == DRAINING)
             self.outstanding[d] = np.maximum(self.outstanding[d] - capacity, 0.0)

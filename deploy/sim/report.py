@@ -21,6 +21,7 @@ COLUMNS = (
     ("shed_429 admission", "429", "{:.2%}"),
     ("shed_503 deadline", "503 dl", "{:.2%}"),
     ("shed_503 no instance", "503 none", "{:.2%}"),
+    ("bad_minutes", "bad min", "{:.0f}"),
     ("max_instances", "max inst", "{:.0f}"),
     ("instance_hours", "inst-h", "{:.0f}"),
     ("cost_usd", "cost $", "{:.0f}"),

@@ -23,11 +23,14 @@ Prices: on-demand Linux, us-east-1, per hour; see :data:`PRICE_PER_HOUR`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GPU_PASS", "PRICE_PER_HOUR", "Profile", "cpu_profile", "gpu_profile"]
+from service.settings import Settings, batch_size, model_lanes
+
+__all__ = ["GPU_PASS", "PRICE_PER_HOUR", "Profile", "cpu_profile", "gpu_profile", "serving"]
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
@@ -79,6 +82,7 @@ class Profile:
     lanes: int  # forward passes at once (EMOJINET_MODEL_LANES)
     pass_on_cpu: bool  # the forward pass holds a host core
     alone_efficiency: float = 1.0
+    spread: float = 0.0  # sigma of a lognormal factor (mean 1) on every piece of work
     decode_workers: int = 2  # EMOJINET_PREPROCESS_WORKERS
     max_batch: int = 32  # EMOJINET_MAX_BATCH_SIZE (0 = 32 on a GPU, 8 on a CPU)
     batch_delay_s: float = 0.002  # EMOJINET_MAX_BATCH_DELAY_MS
@@ -93,21 +97,45 @@ class Profile:
             t /= self.cores * self.alone_efficiency
         return t
 
+    def stage_rates(self) -> dict[str, float]:
+        """Requests per second each stage can take at full batches."""
+        b = self.max_batch
+        rates = {
+            "device": self.lanes * b / self.pass_s(b),
+            "event loop": 1.0 / self.loop_s,
+            "decode": self.decode_workers / self.decode_s,
+        }
+        if self.pass_on_cpu:  # every stage shares the cores
+            rates["cores"] = self.cores / (self.loop_s + self.decode_s + self.pass_s(b) / b)
+        return rates
+
     def capacity_per_s(self) -> float:
         """Requests per second at full batches: the slowest stage's rate."""
-        b = self.max_batch
-        device = self.lanes * b / self.pass_s(b)
-        loop = 1.0 / self.loop_s
-        decode = self.decode_workers / self.decode_s
-        rates = [device, loop, decode]
-        if self.pass_on_cpu:  # every stage shares the cores
-            cpu_s = self.loop_s + self.decode_s + self.pass_s(b) / b
-            rates.append(self.cores / cpu_s)
-        return min(rates)
+        return min(self.stage_rates().values())
+
+    def bottleneck(self) -> str:
+        """The slowest stage: where the queue of an overloaded instance forms."""
+        rates = self.stage_rates()
+        return min(rates, key=rates.__getitem__)
 
     def with_settings(self, **changes: float | int) -> Profile:
         """The same costs with other serving settings (e.g. ``max_queue``)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def serving(device: str, cores: int) -> dict[str, Any]:
+    """The gate's and admission's settings as ``emojinet serve`` resolves them (``Settings()``:
+    the defaults, or the ``EMOJINET_*`` environment) for ``device`` with ``cores`` cores."""
+    s = Settings()
+    lanes = s.model_lanes or (cores if device == "cpu" else model_lanes(0, device))
+    return {
+        "lanes": lanes,
+        "max_batch": batch_size(s.max_batch_size, device),
+        "batch_delay_s": s.max_batch_delay_ms / 1000,
+        "max_queue": s.max_queue,
+        "deadline_s": s.queue_deadline_s,
+        "decode_workers": s.preprocess_workers,
+    }
 
 
 def _stage_ms(profile: dict[str, object], names: tuple[str, ...]) -> float:
@@ -125,6 +153,12 @@ def _pass_fit(rows: list[dict[str, Any]]) -> tuple[float, float]:
     (b1, d1), (b2, d2) = [(r["mean_batch"], r["cpu_ms_per_answer"]["device"]) for r in rows]
     fixed = (d1 - d2) / (1 / b1 - 1 / b2)
     return fixed / 1000, (d2 - fixed / b2) / 1000
+
+
+def _spread(one_client: dict[str, Any]) -> float:
+    """Lognormal sigma of a request's work, from p99 / p50 with one client (nothing queues):
+    p99 / p50 = exp(2.326 sigma)."""
+    return math.log(float(one_client["p99_ms"]) / float(one_client["p50_ms"])) / 2.326
 
 
 def cpu_profile(results: Path = RESULTS) -> Profile:
@@ -150,10 +184,10 @@ def cpu_profile(results: Path = RESULTS) -> Profile:
         pass_fixed_s=fixed,
         pass_per_image_s=per_image,
         cores=cores,
-        lanes=cores,  # EMOJINET_MODEL_LANES=0: one per core on a CPU
         pass_on_cpu=True,
         alone_efficiency=float(ceiling["one_pass_all_cores"]) / float(ceiling["pass_per_core"]),
-        max_batch=8,  # EMOJINET_MAX_BATCH_SIZE=0 on a CPU
+        spread=_spread(by_clients[1]),
+        **serving("cpu", cores),
     )
 
 
@@ -168,6 +202,7 @@ def gpu_profile(instance_type: str = "g5.xlarge", results: Path = RESULTS) -> Pr
         raise ValueError(f"unknown instance type {instance_type!r}; choose from {list(GPU_PASS)}")
     gpu, fixed_ms, per_image_ms = GPU_PASS[instance_type]
     prof = json.loads((results / "profile.json").read_text())
+    one = json.loads((results / "serve.json").read_text())["emojinet"]["451x300"][0]
     return Profile(
         name=f"{instance_type} ({gpu}; host measured, GPU pass estimated)",
         loop_s=_stage_ms(prof, LOOP_STAGES) / 1000,
@@ -176,8 +211,8 @@ def gpu_profile(instance_type: str = "g5.xlarge", results: Path = RESULTS) -> Pr
         pass_fixed_s=fixed_ms / 1000,
         pass_per_image_s=per_image_ms / 1000,
         cores=4,
-        lanes=1,
         pass_on_cpu=False,
-        max_batch=32,
+        spread=_spread(one),  # the host's spread, measured on the CPU server (an estimate here)
+        **serving("cuda", 4),
         price_per_hour=PRICE_PER_HOUR[instance_type],
     )
