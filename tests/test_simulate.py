@@ -238,3 +238,13 @@ def test_a_seed_gives_the_same_day(small: FleetConfig) -> None:
     assert not np.array_equal(a.offered, c.offered)
     one = open_loop(cpu_profile(), rate=50, seconds=2.0, seed=5)
     assert one.latency == open_loop(cpu_profile(), rate=50, seconds=2.0, seed=5).latency
+
+
+def test_least_outstanding_fills_the_emptiest_first(small: FleetConfig) -> None:
+    fleet = Fleet(replace(small, lb="least_outstanding"))
+    serving = fleet._serving[:3]
+    fleet.outstanding[serving] = [20.0, 0.0, 10.0]
+    assert fleet._split(15.0, serving).tolist() == [0.0, 12.5, 2.5]  # both up to 12.5
+    assert fleet._split(45.0, serving).tolist() == [5.0, 25.0, 15.0]  # all up to 25
+    rr = Fleet(small)
+    assert rr._split(15.0, serving).tolist() == [5.0, 5.0, 5.0]
