@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help setup setup-dev lock system-deps npm-emoji serve test test-fast lint format bench bench-serve quality \
         concept-map data-emoji500 train-emoji500 train-emoji500-gan \
-        bench-loader bench-tools profile-serve loadtest simulate docker-build demo screenshots clean
+        bench-loader bench-gpu bench-tools profile-serve loadtest simulate docker-build demo screenshots clean
 
 help:
 	@echo "make serve     set up and start the service on http://$(HOST):$(PORT) (built-in model)"
@@ -178,6 +178,11 @@ simulate: setup-dev
 
 bench-loader: setup-dev
 	$(BIN)/python benchmarks/bench_loader.py
+
+# The GPU path (issue #17): the model at batch 1/8/32 (ResNet-50, EfficientNet-Lite0, fp16 +
+# channels_last on CUDA) and decoding with Pillow vs a batch on the device (nvJPEG).
+bench-gpu: setup-dev
+	$(BIN)/python benchmarks/bench_gpu.py
 
 # The serving benchmark against LitServe on the same ONNX file (benchmarks/bench_serve.py):
 # LitServe and py-spy go into their own venv, so that LitServe's uvloop/httptools do not change

@@ -176,9 +176,11 @@ class TorchBackend:
         elif threads:
             torch.set_num_threads(threads)
 
-    def _to_device(self, batch: Array) -> torch.Tensor:
+    def _to_device(self, batch: Array | torch.Tensor) -> torch.Tensor:
         import torch
 
+        if isinstance(batch, torch.Tensor):  # already there (JPEGs decoded on the device)
+            return batch.to(self.torch_device)
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         if not self._cuda:
             return x
@@ -192,7 +194,7 @@ class TorchBackend:
         # thread can reuse the buffer.
         return host.to(self.torch_device, non_blocking=True)
 
-    def run(self, batch: Array, *, features: bool = False) -> Outputs:
+    def run(self, batch: Array | torch.Tensor, *, features: bool = False) -> Outputs:
         import torch
 
         with torch.inference_mode():

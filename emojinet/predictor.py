@@ -42,6 +42,7 @@ from emojinet.backends import (
     select_device,
 )
 from emojinet.errors import VocabularyError
+from emojinet.gpu_decode import EncodedJpeg, encoded_jpeg
 from emojinet.onnx_release import (
     BUILTIN_VOCAB,
     OnnxModel,
@@ -54,6 +55,10 @@ from emojinet.preprocess import DEFAULT_MAX_PIXELS, PreprocessConfig, decode_ima
 from emojinet.vocab import Vocabulary, normalize_emoji
 
 if TYPE_CHECKING:
+    import torch
+
+    from emojinet.backends import TorchBackend
+    from emojinet.gpu_decode import JpegBatchDecoder
     from emojinet.model import EmojiNet
 
 __all__ = [
@@ -145,6 +150,7 @@ class Predictor:
         sha256: str = "",
         max_pixels: int = DEFAULT_MAX_PIXELS,
         deny: Iterable[str] = (),
+        batch_jpeg: bool = False,
     ) -> None:
         self.model = model
         self.vocab = model.vocab
@@ -154,6 +160,13 @@ class Predictor:
         self.denied = deny_mask(model.vocab, deny)
         if self.denied.all():
             raise VocabularyError("the deny-list holds every emoji of the model's vocabulary")
+        # JPEGs decoded a batch at a time on the torch backend's device (emojinet.gpu_decode).
+        self._jpegs: JpegBatchDecoder | None = None
+        if batch_jpeg:
+            from emojinet.gpu_decode import JpegBatchDecoder
+
+            device = cast("TorchBackend", backend).torch_device
+            self._jpegs = JpegBatchDecoder(model.preprocess, device, self.preprocess)
         self.info = ModelInfo(
             name=model.cfg.name,
             backbone=model.cfg.backbone,
@@ -177,11 +190,14 @@ class Predictor:
         deny: Iterable[str] = (),
         threads: int | None = None,
         alone_threads: int | None = None,
+        gpu_decode: bool = False,
     ) -> Predictor:
         """The model at ``path`` (see :func:`emojinet.checkpoint.load`) on ``backend``.
 
         ``threads``: intra-op threads for a forward pass on a CPU (None: the runtime's default);
-        ``alone_threads``: as many for :meth:`run_batch_alone` (ONNX Runtime only).
+        ``alone_threads``: as many for :meth:`run_batch_alone` (ONNX Runtime only);
+        ``gpu_decode``: on the torch backend on CUDA, :meth:`prepare` leaves JPEGs for
+        :meth:`stack` to decode a batch at a time on the GPU.
 
         On ONNX Runtime, the built-in model runs the ONNX file shipped in the package and a
         release whose ``NAME.json`` names its ``NAME.onnx`` runs that file (each checked by
@@ -198,7 +214,8 @@ class Predictor:
 
         model, meta = checkpoint.load(path, vocab=vocab)
         made = make_backend(model, backend, device, threads=threads, alone_threads=alone_threads)
-        return cls(model, made, sha256=meta.digest, **kw)
+        on_gpu = made.name == "torch" and made.device.startswith("cuda")
+        return cls(model, made, sha256=meta.digest, batch_jpeg=gpu_decode and on_gpu, **kw)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -217,7 +234,30 @@ class Predictor:
         )
         return eval_array(img, self.model.preprocess)
 
-    def run_batch(self, batch: Array, *, features: bool = False) -> Outputs:
+    def prepare(self, data: bytes) -> Array | EncodedJpeg:
+        """:meth:`preprocess`, except that a JPEG is left encoded when :meth:`stack` decodes
+        JPEGs on the device (only its header is read here)."""
+        if self._jpegs is not None and (jpeg := encoded_jpeg(data)) is not None:
+            return jpeg
+        return self.preprocess(data)
+
+    def stack(self, inputs: Sequence[Array | EncodedJpeg]) -> Array | torch.Tensor:
+        """One batch for :meth:`run_batch` from what :meth:`prepare` gave: a numpy array, or
+        with JPEGs among them a tensor on the device, the JPEGs decoded there in one call."""
+        jpegs = [x for x in inputs if isinstance(x, EncodedJpeg)]
+        if self._jpegs is None or not jpegs:
+            return np.stack(cast("list[Array]", inputs))
+        import torch
+
+        decoded = iter(self._jpegs(jpegs))
+        device = self._jpegs.device
+        rows = [
+            next(decoded) if isinstance(x, EncodedJpeg) else torch.from_numpy(x).to(device)
+            for x in inputs
+        ]
+        return torch.stack(rows)
+
+    def run_batch(self, batch: Array | torch.Tensor, *, features: bool = False) -> Outputs:
         """(N, 3, H, W) → (N, V) probabilities, and (N, D) features with ``features``: one pass.
 
         Deny-listed emojis get probability 0 here, the one place every head, endpoint and
@@ -226,7 +266,8 @@ class Predictor:
         Raises:
             FeaturesUnavailableError: ``features`` asked of a backend without them.
         """
-        return self._masked(self.backend.run(batch, features=features))
+        # A tensor comes only from stack() with batch_jpeg, which is on the torch backend.
+        return self._masked(self.backend.run(cast("Array", batch), features=features))
 
     def run_batch_alone(self, batch: Array, *, features: bool = False) -> Outputs:
         """:meth:`run_batch` for a pass that has the cores to itself: on ONNX Runtime, with the

@@ -19,10 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from emojinet.backends import OutputRow
+from emojinet.gpu_decode import EncodedJpeg
 
 __all__ = ["GateResult", "Job", "JobQueue", "JobState"]
 
 Array = npt.NDArray[np.float32]
+# A preprocessed input: an array, or a JPEG the model's device decodes (emojinet.gpu_decode).
+Input = Array | EncodedJpeg
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ JobState = Literal["waiting", "running", "done", "expired", "cancelled"]
 class Job:
     """One input on its way to the device."""
 
-    x: Array  # the preprocessed input, e.g. (3, H, W)
+    x: Input  # the preprocessed input, e.g. (3, H, W)
     arrived: float  # time.perf_counter()
     deadline: float  # not started by then: dropped
     future: asyncio.Future[GateResult]

@@ -28,13 +28,14 @@ import numpy.typing as npt
 
 from emojinet.errors import ImageTooLargeError, InvalidImageError
 from emojinet.preprocess import ImageHeader, probe_image
+from service.batching import Input
 from service.drain import Drain
 from service.refusals import DeadlineExceeded, GateObserver, ShuttingDown
 
 __all__ = ["DecodeStage"]
 
 Array = npt.NDArray[np.float32]
-Preprocess = Callable[[bytes], Array]
+Preprocess = Callable[[bytes], Input]
 
 _LARGE = 1_000_000  # pixels; smaller images are cheap enough to always try once started
 # Optimistic on purpose (a 40 MP PNG takes 0.7-0.8 s on the 2-core dev machine): a cost that is
@@ -148,7 +149,7 @@ class DecodeStage:
 
     async def decode_all(
         self, preprocess: Preprocess, images: Sequence[bytes], deadline: float, *, multi: bool
-    ) -> list[Array]:
+    ) -> list[Input]:
         """Decode every image (in parallel up to ``workers``); the first failure cancels the rest.
 
         Errors about one image of several name it (``images[2]: ...``).
@@ -214,7 +215,7 @@ class DecodeStage:
         cost_s: float,
         deadline: float,
         key: int,
-    ) -> Array:
+    ) -> Input:
         """One image of request ``key``; ``deadline`` is a ``time.perf_counter()`` value."""
         self.waiting += 1
         try:
@@ -247,7 +248,7 @@ class DecodeStage:
             self._dropped()
             raise
 
-    def _free(self, token: int, future: asyncio.Future[Array] | None) -> None:
+    def _free(self, token: int, future: asyncio.Future[Input] | None) -> None:
         if future is not None and not future.cancelled():
             future.exception()  # retrieved: no "never retrieved" log if the caller left
         del self._running_ends[token]
@@ -259,7 +260,7 @@ class DecodeStage:
 
     def _run(
         self, preprocess: Preprocess, data: bytes, header: ImageHeader, deadline: float, wait: float
-    ) -> Array:
+    ) -> Input:
         """In a worker thread: skip hopeless work, decode, learn the cost."""
         large = header.pixels >= _LARGE
         started = time.perf_counter()

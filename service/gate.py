@@ -3,7 +3,7 @@
 Owns :class:`DeviceGate`: admission to the queue, the batcher task, the forward passes and their
 failures. (The queue itself, the jobs and their results are in :mod:`service.batching`.)
 
-Callers hand the gate *jobs*: one preprocessed input array each (``(3, H, W)`` for images), and
+Callers hand the gate *jobs*: one preprocessed input each (``(3, H, W)`` for images), and
 whether they need the backbone features. A single batcher task waits for jobs, takes the device
 lock, collects up to ``max_batch_size`` waiting jobs (optionally waiting ``max_batch_delay_s`` to
 fill the batch), stacks them and runs one forward pass in a dedicated thread, then hands each
@@ -33,36 +33,30 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
 from emojinet.backends import Outputs
-from service.batching import GateResult, Job, JobQueue
+from service.batching import GateResult, Input, Job, JobQueue
 from service.refusals import DeadlineExceeded, GateError, GateObserver, Overloaded, TooManyInputs
 
-__all__ = [
-    "BatchFn",
-    "DeadlineExceeded",
-    "DeviceGate",
-    "GateError",
-    "GateObserver",
-    "GateResult",
-    "GateStats",
-    "Overloaded",
-    "TooManyInputs",
-]
+__all__ = ["BatchFn", "DeadlineExceeded", "DeviceGate", "GateError", "GateObserver", "GateResult"]
+__all__ += ["GateStats", "Overloaded", "TooManyInputs"]
 
 log = logging.getLogger(__name__)
 
-Array = npt.NDArray[np.float32]
+Stack = Callable[[list[Input]], Any]  # inputs → one batch for predict
+
+
+def _stack_arrays(xs: list[Input]) -> Any:
+    return np.stack(xs)  # type: ignore[arg-type]  # only arrays unless ``stack`` is given
 
 
 class BatchFn(Protocol):
     """One forward pass over a stacked batch, like :meth:`Predictor.run_batch`."""
 
-    def __call__(self, batch: Array, *, features: bool = False) -> Outputs:
+    def __call__(self, batch: Any, *, features: bool = False) -> Outputs:
         """(N, *input_shape) → N rows; features only when asked for."""
         ...
 
@@ -80,9 +74,9 @@ class GateStats:
     batch_sizes: list[int] = field(default_factory=list)
 
 
-def _forward(predict: BatchFn, xs: list[Array], features: bool) -> Outputs:
+def _forward(predict: BatchFn, stack: Stack, xs: list[Input], features: bool) -> Outputs:
     """Stack and run one batch (in the device thread, never on the event loop)."""
-    out = predict(np.stack(xs), features=features)
+    out = predict(stack(xs), features=features)
     if len(out) != len(xs):
         raise RuntimeError(f"the model returned {len(out)} rows for a batch of {len(xs)}")
     return out
@@ -105,6 +99,7 @@ class DeviceGate:
             nothing waiting): on a CPU one that may use every core. Default: ``predict``.
         incoming: how many inputs are on their way to the queue (being decoded); the batch
             delay is only waited while some are. None: unknown, always wait.
+        stack: makes one batch of the inputs, in the lane (default ``np.stack``).
     """
 
     def __init__(
@@ -120,6 +115,7 @@ class DeviceGate:
         lanes: int = 1,
         predict_alone: BatchFn | None = None,
         incoming: Callable[[], int] | None = None,
+        stack: Stack | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1 or lanes < 1:
             raise ValueError("max_batch_size, max_queue and lanes must be at least 1")
@@ -128,6 +124,7 @@ class DeviceGate:
         self.predict = predict
         self.predict_alone = predict_alone
         self.incoming = incoming
+        self.stack = stack or _stack_arrays
         self.max_batch_size = max_batch_size
         self.max_batch_delay_s = max_batch_delay_s
         self.max_queue = max_queue
@@ -230,13 +227,13 @@ class DeviceGate:
                 self.retry_after_s(),
             )
 
-    async def submit(self, x: Array, *, features: bool = False) -> GateResult:
+    async def submit(self, x: Input, *, features: bool = False) -> GateResult:
         """Run one job; see :meth:`submit_many`."""
         (result,) = await self.submit_many([x], features=features)
         return result
 
     async def submit_many(
-        self, xs: Sequence[Array], *, deadline: float | None = None, features: bool = False
+        self, xs: Sequence[Input], *, deadline: float | None = None, features: bool = False
     ) -> list[GateResult]:
         """Queue ``xs`` together (all admitted or none) and return their rows in order.
 
@@ -361,7 +358,7 @@ class DeviceGate:
         for job, row in zip(jobs, out.rows(), strict=True):
             job.finish(GateResult(row, started - job.arrived, seconds, len(jobs)))
 
-    async def _pass(self, xs: list[Array], features: bool, alone: bool = False) -> Outputs:
+    async def _pass(self, xs: list[Input], features: bool, alone: bool = False) -> Outputs:
         self._passes_in_flight += 1
         self.stats.max_concurrent_passes = max(
             self.stats.max_concurrent_passes, self._passes_in_flight
@@ -371,7 +368,9 @@ class DeviceGate:
         try:
             loop = asyncio.get_running_loop()
             fn = (self.predict_alone or self.predict) if alone else self.predict
-            return await loop.run_in_executor(self._executor, _forward, fn, xs, features)
+            return await loop.run_in_executor(
+                self._executor, _forward, fn, self.stack, xs, features
+            )
         finally:
             self._passes_in_flight -= 1
 

@@ -100,7 +100,7 @@ async def suggest(
         images, multi = await read_images(request, settings.max_images_per_request)
         work.ticket.resize(len(images))  # 413 if they could never fit, 429 if not now
         deadline = time.perf_counter() + settings.queue_deadline_s  # covers decoding too
-        arrays = await work.decoder.decode_all(predictor.preprocess, images, deadline, multi=multi)
+        arrays = await work.decoder.decode_all(work.prepare, images, deadline, multi=multi)
         results = await work.gate.submit_many(arrays, deadline=deadline)
     state.metrics.images.inc(len(results))
     emojis = [_emojis(predictor, r, top_k, threshold) for r in results]
@@ -154,7 +154,7 @@ async def distribution(
         images, multi = await read_images(request, settings.max_images_per_request)
         work.ticket.resize(len(images))  # 413 if they could never fit, 429 if not now
         deadline = time.perf_counter() + settings.queue_deadline_s  # covers decoding too
-        arrays = await work.decoder.decode_all(predictor.preprocess, images, deadline, multi=multi)
+        arrays = await work.decoder.decode_all(work.prepare, images, deadline, multi=multi)
         results = await work.gate.submit_many(arrays, deadline=deadline, features=gan is not None)
     state.metrics.images.inc(len(results))
     # Sampling and resampling for the mode's stability are CPU work: off the event loop.

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     slack_download_timeout_s: float = Field(default=10.0, gt=0)
     # /emojinet <url> fetches only from public addresses unless this is set.
     slack_allow_private_urls: bool = False
+    # With the torch backend on CUDA: decode JPEGs on the GPU, a batch at a time (nvJPEG),
+    # instead of in the decode threads (other formats always decode on the CPU).
+    gpu_decode: bool = True
     log_level: str = "info"
     # json: one JSON object a line (time, level, logger, message, request_id in a request), what
     # CloudWatch Logs Insights reads field by field; text: one plain line, for a terminal.

@@ -20,6 +20,7 @@ from emojinet.gan_head import GanHead, GanHeadError
 from emojinet.predictor import ModelInfo, Predictor, Suggestion
 from emojinet.vocab import Vocabulary
 from service.admission import Admission, Ticket
+from service.batching import Input
 from service.cloudwatch import CloudWatchPublisher
 from service.decoding import DecodeStage
 from service.drain import Drain, ShuttingDown
@@ -74,6 +75,9 @@ class Accepted:
     gate: DeviceGate
     decoder: DecodeStage
     ticket: Ticket
+    # bytes → what the gate takes: the predictor's ``prepare`` (which may leave JPEGs for the
+    # GPU to decode in the batch) or its ``preprocess``.
+    prepare: Callable[[bytes], Input]
 
 
 @dataclass
@@ -131,6 +135,7 @@ class ServiceState:
                 deny=s.deny_list,
                 threads=cpu_threads_per_lane(s.model_lanes),
                 alone_threads=cpu_cores(),
+                gpu_decode=s.gpu_decode,
             )
             x = np.zeros((1, *predictor.input_shape), np.float32)
             await asyncio.to_thread(predictor.run_batch, x)  # warm-up before taking traffic
@@ -230,6 +235,7 @@ class ServiceState:
             lanes=lanes,
             predict_alone=getattr(predictor, "run_batch_alone", None) if lanes > 1 else None,
             incoming=lambda: decoder.running + decoder.waiting,
+            stack=getattr(predictor, "stack", None),
         )
         self.gate.start()
         if self.cloudwatch is not None:
@@ -316,7 +322,8 @@ class ServiceState:
         self.inflight += 1
         self.metrics.inflight.inc()
         try:
-            yield Accepted(self.predictor, self.gate, self.decoder, ticket)
+            prepare = getattr(self.predictor, "prepare", self.predictor.preprocess)
+            yield Accepted(self.predictor, self.gate, self.decoder, ticket, prepare)
         finally:
             ticket.release()
             self.inflight -= 1

@@ -110,9 +110,7 @@ class Suggester:
             raise Skipped("the service is not running")
         async with state.accept(None, len(data)) as work:
             deadline = time.perf_counter() + self.settings.queue_deadline_s
-            arrays = await work.decoder.decode_all(
-                work.predictor.preprocess, [data], deadline, multi=False
-            )
+            arrays = await work.decoder.decode_all(work.prepare, [data], deadline, multi=False)
             (result,) = await work.gate.submit_many(arrays, deadline=deadline)
         state.metrics.images.inc()
         return work.predictor.top_k(result.output.probs, k)
