@@ -61,12 +61,21 @@ def _start_server() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the server did not become ready")
 
 
-def _wrk(url: str, clients: int, seconds: int) -> dict[str, Any]:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds the process has used so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(url: str, clients: int, seconds: int, pid: int) -> dict[str, Any]:
     cmd = ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s", "-s"]
     cmd += [str(WRK_SCRIPT), f"{url}/suggest", "--", str(PHOTO)]
+    cpu0 = _cpu_s(pid)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu = _cpu_s(pid) - cpu0
     d: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return {
+        "server_cpu_s": cpu,  # the server's CPU over the run, every thread
         "clients": clients,
         "answers": d["requests"],
         "answers_per_s": d["requests"] / (d["duration_us"] / 1e6),
@@ -82,11 +91,11 @@ def measure(clients: tuple[int, ...], seconds: int, repeats: int) -> list[dict[s
     """wrk against a fresh local server: ``repeats`` runs at each client count."""
     proc, url = _start_server()
     try:
-        _wrk(url, 8, 3)  # warm-up
+        _wrk(url, 8, 3, proc.pid)  # warm-up
         rows = []
         for rep in range(repeats):
             for c in clients:
-                row = {**_wrk(url, c, seconds), "repeat": rep}
+                row = {**_wrk(url, c, seconds, proc.pid), "repeat": rep}
                 print(json.dumps(row))
                 rows.append(row)
                 time.sleep(2)  # let shed clients' backlog clear
