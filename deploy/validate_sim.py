@@ -9,7 +9,9 @@ each connection sends its next ``POST /suggest`` of ``emojinet/data/sample.jpg``
 last one is answered) at each client count, ``--repeats`` times. The simulator then runs the
 same closed loop through :func:`deploy.sim.exact.closed_loop` with the CPU profile measured from
 this code (``benchmarks/results``). Latency is over every answer, shed ones included, as wrk
-counts it; shed = non-2xx answers / all answers.
+counts it; shed = non-2xx answers / all answers. Each measured row also records the server's
+CPU seconds over the run (all threads, from /proc) and the machine's load average: this
+machine is shared, and a busy neighbour shows up as a slower server.
 """
 
 from __future__ import annotations
