@@ -72,7 +72,7 @@ class Decision:
 
 # Template defaults: BacklogTargetPerInstance, QueueWaitAlarmMs and QueueWaitStepScaleOut's steps.
 DEFAULT_PARAMS = ScalingParams(
-    backlog_target=16.0,
+    backlog_target=3.0,
     queue_wait_alarm_ms=250.0,
     steps=(Step(0.0, 250.0, 1), Step(250.0, 550.0, 2), Step(550.0, None, 4)),
 )

@@ -402,11 +402,14 @@ def test_published_metrics_drive_the_decision(moto_url: str, stack: dict[str, An
         "AutoScalingGroups"
     ]
     decision = decide(backlog, wait, asg["DesiredCapacity"], asg["MinSize"], asg["MaxSize"])
-    assert (decision.action, decision.desired) == ("scale_out", 4)  # ceil(2 * 25 / 16)
+    # ceil(2 * 25 / 3) = 17 instances for a backlog of 25, clamped to MaxSize.
+    assert (decision.action, decision.desired) == ("scale_out", asg["MaxSize"])
 
-    autoscaling.set_desired_capacity(AutoScalingGroupName=ASG_NAME, DesiredCapacity=4)
+    autoscaling.set_desired_capacity(
+        AutoScalingGroupName=ASG_NAME, DesiredCapacity=decision.desired
+    )
     (asg,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[ASG_NAME])[
         "AutoScalingGroups"
     ]
-    assert asg["DesiredCapacity"] == 4
-    assert len(asg["Instances"]) == 4
+    assert asg["DesiredCapacity"] == decision.desired
+    assert len(asg["Instances"]) == decision.desired

@@ -10,7 +10,7 @@ import pytest
 from deploy.scaling import DEFAULT_PARAMS, ScalingParams, Step, decide
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "deploy" / "cloudformation.yaml"
-TARGET = DEFAULT_PARAMS.backlog_target  # 16
+TARGET = DEFAULT_PARAMS.backlog_target  # 3
 ALARM = DEFAULT_PARAMS.queue_wait_alarm_ms  # 250 ms
 
 
@@ -47,10 +47,10 @@ def test_defaults_are_the_templates() -> None:
     ("backlog", "action", "desired"),
     [
         (TARGET, "hold", 10),  # exactly on target
-        (TARGET + 0.01, "scale_out", 11),  # just above: ceil(10 * 16.01 / 16) = 11
+        (TARGET + 0.01, "scale_out", 11),  # just above: ceil(10 * 3.01 / 3) = 11
         (2 * TARGET, "scale_out", 20),  # twice the target: twice the instances
         (0.9 * TARGET, "hold", 10),  # the scale-in threshold itself holds
-        (0.9 * TARGET - 0.01, "scale_in", 9),  # just below: ceil(10 * 14.39 / 16) = 9
+        (0.9 * TARGET - 0.01, "scale_in", 9),  # just below: ceil(10 * 2.69 / 3) = 9
         (0.5 * TARGET, "scale_in", 5),  # half the target: half the instances
         (0.0, "scale_in", 2),  # idle: down to min_size
     ],
@@ -61,10 +61,10 @@ def test_target_tracking_boundaries(backlog: float, action: str, desired: int) -
 
 
 def test_scale_in_keeps_backlog_at_or_below_target() -> None:
-    # 10 instances at 7 each = 70 in flight: 5 instances would carry 14 each (<= 16).
-    decision = decide(7.0, None, current=10, min_size=1, max_size=20)
+    # 10 instances at 1.35 each = 13.5 in flight: 5 instances would carry 2.7 each (<= 3).
+    decision = decide(0.45 * TARGET, None, current=10, min_size=1, max_size=20)
     assert (decision.action, decision.desired) == ("scale_in", 5)
-    assert 70 / decision.desired <= TARGET
+    assert 10 * 0.45 * TARGET / decision.desired <= TARGET
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_larger_scale_out_wins() -> None:
     # Backlog asks for 8 (2x target), the step alarm for 4 + 1 = 5: target tracking wins.
     assert decide(2 * TARGET, ALARM, 4, 2, 10).desired == 8
     # Backlog asks for 5, the alarm's top step for 8: the step policy wins.
-    assert decide(TARGET + 1, ALARM + 600, 4, 2, 10).desired == 8
+    assert decide(1.25 * TARGET, ALARM + 600, 4, 2, 10).desired == 8
 
 
 def test_no_scale_in_while_the_alarm_fires() -> None:
@@ -133,7 +133,7 @@ def test_reason_names_the_signal() -> None:
 )
 def test_bad_params_fail_fast(kwargs: dict[str, object], message: str) -> None:
     base: dict[str, object] = {
-        "backlog_target": 16,
+        "backlog_target": 3,
         "queue_wait_alarm_ms": 250,
         "steps": DEFAULT_PARAMS.steps,
     }
