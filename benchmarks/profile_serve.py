@@ -86,6 +86,8 @@ def main() -> None:
             samples: Counter[str] = Counter()
             for line in raw.read_text().splitlines():
                 stack, _, count = line.rpartition(" ")
+                if not count.isdigit():  # py-spy leaves a blank line now and then
+                    continue
                 stage = stage_of(stack.split(";"))
                 if stage is not None:
                     samples[stage] += int(count)
