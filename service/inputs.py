@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import TypeVar
+
 from fastapi import HTTPException, Request
+from starlette.requests import ClientDisconnect
 
 from service.admission import Ticket
 from service.multipart import read_parts
 from service.settings import Settings
 
-__all__ = ["body_bytes", "read_images", "ticket_of"]
+__all__ = ["body_bytes", "read_images", "ticket_of", "unless_gone"]
+
+T = TypeVar("T")
 
 _ACCEPTED = (
     "send multipart/form-data with an 'image' file field (curl -F image=@photo.jpg), "
@@ -72,3 +80,29 @@ async def _read_multipart(request: Request, max_images: int) -> tuple[list[bytes
             "not a text value",
         )
     return [p.data for p in fields], name == "images"
+
+
+async def unless_gone(request: Request, work: Awaitable[T]) -> T:
+    """``work``'s result; cancelled if the client disconnects first, since its answer would go
+    nowhere (its images not yet decoded or run never are: the decode stage and the gate drop
+    cancelled work). Call it once the body is read: ``receive()`` then only waits for a
+    disconnect.
+
+    Raises:
+        ClientDisconnect: the client went away (the middleware counts it as 499).
+    """
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(request.receive())
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this request itself is cancelled (shutdown)
+        task.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise ClientDisconnect()

@@ -8,8 +8,10 @@ refused the moment it crosses the limit. Inference requests are admitted here to
 dependencies or the body: a flood of refused clients leaves the event loop to the work.
 
 A client that stops sending its body for ``body_read_timeout_s`` gets 408; one still sending
-when the shutdown drain ends gets 503. A client that disconnects before its body is in is
-counted as status 499 and logged in one INFO line: it is not a server error. (Slow or missing
+when the shutdown drain ends gets 503. A client that disconnects before its body is in, or
+before its answer (its photo's decoding and forward pass are then dropped if not yet started,
+``service.inputs.unless_gone``), is counted as status 499 and logged in one INFO line: it is not
+a server error. (Slow or missing
 *headers* are cut by :mod:`service.protocol`.)
 """
 
@@ -109,7 +111,7 @@ class RequestMiddleware:
         except (_ClientGone, ClientDisconnect):
             status = CLIENT_CLOSED
             log.info(
-                "client disconnected before its request was read: %s %s",
+                "client disconnected before its answer: %s %s",
                 _printable(scope.get("method")),
                 scope.get("path"),
             )

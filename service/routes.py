@@ -15,7 +15,7 @@ from emojinet.gan_head import GanHead
 from emojinet.sampling import Distribution, sample_distribution
 from service.deps import Authorized, StateDep
 from service.gate import GateResult
-from service.inputs import body_bytes, read_images, ticket_of
+from service.inputs import body_bytes, read_images, ticket_of, unless_gone
 from service.schemas import (
     DistributionResponse,
     EmojiCount,
@@ -30,7 +30,7 @@ from service.schemas import (
     Timing,
     VocabularyResponse,
 )
-from service.state import PredictorLike
+from service.state import Accepted, PredictorLike
 
 __all__ = ["router"]
 
@@ -100,8 +100,7 @@ async def suggest(
         images, multi = await read_images(request, settings.max_images_per_request)
         work.ticket.resize(len(images))  # 413 if they could never fit, 429 if not now
         deadline = time.perf_counter() + settings.queue_deadline_s  # covers decoding too
-        arrays = await work.decoder.decode_all(work.prepare, images, deadline, multi=multi)
-        results = await work.gate.submit_many(arrays, deadline=deadline)
+        results = await unless_gone(request, _decode_and_run(work, images, deadline, multi))
     state.metrics.images.inc(len(results))
     emojis = [_emojis(predictor, r, top_k, threshold) for r in results]
     timing = Timing(
@@ -154,8 +153,8 @@ async def distribution(
         images, multi = await read_images(request, settings.max_images_per_request)
         work.ticket.resize(len(images))  # 413 if they could never fit, 429 if not now
         deadline = time.perf_counter() + settings.queue_deadline_s  # covers decoding too
-        arrays = await work.decoder.decode_all(work.prepare, images, deadline, multi=multi)
-        results = await work.gate.submit_many(arrays, deadline=deadline, features=gan is not None)
+        run = _decode_and_run(work, images, deadline, multi, features=gan is not None)
+        results = await unless_gone(request, run)
     state.metrics.images.inc(len(results))
     # Sampling and resampling for the mode's stability are CPU work: off the event loop.
     dists = [
@@ -212,6 +211,13 @@ def _described(dist: Distribution) -> dict[str, Any]:
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
+
+
+async def _decode_and_run(
+    work: Accepted, images: list[bytes], deadline: float, multi: bool, *, features: bool = False
+) -> list[GateResult]:
+    arrays = await work.decoder.decode_all(work.prepare, images, deadline, multi=multi)
+    return await work.gate.submit_many(arrays, deadline=deadline, features=features)
 
 
 def _emojis(

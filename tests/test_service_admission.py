@@ -201,6 +201,27 @@ def test_a_client_that_disconnects_mid_upload_is_not_a_server_error(
     assert len(gone) == 3 and all(r.levelno == logging.INFO and not r.exc_info for r in gone)
 
 
+def test_work_for_a_client_that_gave_up_is_dropped() -> None:
+    """A client that disconnects while its photo waits for the device: the photo never runs
+    (its answer would go nowhere), and it is counted as 499, not as an error."""
+    predictor = FakePredictor(delay_s=0.4)
+    app = create_app(settings(model_lanes=1, max_batch_size=1), predictor=predictor)
+    with ThreadedServer(app) as srv:
+        first = threading.Thread(
+            target=lambda: httpx.post(f"{srv.url}/suggest", files={"image": ("a.jpg", jpeg())})
+        )
+        first.start()
+        time.sleep(0.1)  # the first photo holds the device for 0.4 s
+        with pytest.raises(httpx.ReadTimeout):  # the second gives up while it waits
+            httpx.post(f"{srv.url}/suggest", files={"image": ("b.jpg", jpeg())}, timeout=0.15)
+        first.join(10)
+        time.sleep(0.6)  # time the second would have run in
+        text = httpx.get(f"{srv.url}/metrics").text
+    assert predictor.calls == 1
+    assert 'emojinet_requests_total{endpoint="/suggest",method="POST",status="499"} 1.0' in text
+    assert 'emojinet_requests_total{endpoint="/suggest",method="POST",status="200"} 1.0' in text
+
+
 def random_method(rng: random.Random) -> bytes:
     return "".join(rng.choices(string.ascii_uppercase, k=4000)).encode()
 
