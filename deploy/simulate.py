@@ -61,9 +61,8 @@ def scenarios(base: FleetConfig, policies: list[Policy]) -> list[FleetConfig]:
     return runs
 
 
-def main(argv: list[str] | None = None) -> list[FleetResult]:
-    args = get_args_parser().parse_args(argv)
-    started = time.perf_counter()
+def base_config(args: argparse.Namespace) -> FleetConfig:
+    """The simulated day the arguments describe, before a policy is chosen."""
     group = read_template()
     group = group.with_sizes(max_size=max(args.max_size, group.min_size))
     profile = gpu_profile(args.instance_type or group.instance_type)
@@ -73,20 +72,26 @@ def main(argv: list[str] | None = None) -> list[FleetResult]:
             pass_fixed_s=profile.pass_fixed_s * args.pass_scale,
             pass_per_image_s=profile.pass_per_image_s * args.pass_scale,
         )
-    loads = load_table(profile, requests=2000, seed=args.seed)
     traffic = Traffic(
         trough=args.trough, peak=args.peak, burst_factor=args.burst_factor, seed=args.seed
     )
-    base = FleetConfig(
+    return FleetConfig(
         group=group,
         profile=profile,
-        table=loads,
+        table=load_table(profile, requests=2000, seed=args.seed),
         policy=Policy("placeholder", None, 0.0),
         traffic=traffic,
         dt=args.dt,
         seconds=args.seconds,
         seed=args.seed,
     )
+
+
+def main(argv: list[str] | None = None) -> list[FleetResult]:
+    args = get_args_parser().parse_args(argv)
+    started = time.perf_counter()
+    base = base_config(args)
+    group, profile, loads, traffic = base.group, base.profile, base.table, base.traffic
     configs = scenarios(base, standard_policies(group, loads))
     with get_context("fork").Pool(max(1, args.jobs)) as pool:
         results = pool.map(run_fleet, configs)

@@ -11,16 +11,12 @@ decay) and over the day, with the instance-hours and their cost.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 from multiprocessing import get_context
 
-from deploy.sim.exact import load_table
-from deploy.sim.fleet import FleetConfig, FleetResult, run_fleet
-from deploy.sim.policies import Policy, standard_policies
-from deploy.sim.service import gpu_profile
-from deploy.sim.template import read_template
-from deploy.sim.traffic import Traffic
+from deploy.sim.fleet import FleetResult, run_fleet
+from deploy.sim.policies import standard_policies
+from deploy.simulate import base_config, get_args_parser
 
 BURST_MINUTES = 47
 
@@ -32,24 +28,13 @@ def _shed(result: FleetResult, window: slice | None = None) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = get_args_parser()  # the same day as deploy.simulate, with its options
+    parser.description = __doc__.split("\n")[0]
     parser.add_argument("--min-sizes", default="2,100,120,140")
-    parser.add_argument("--max-size", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    group = read_template().with_sizes(max_size=args.max_size)
-    profile = gpu_profile(group.instance_type)
-    loads = load_table(profile, requests=2000, seed=args.seed)
-    traffic = Traffic(trough=800.0, peak=6000.0, burst_factor=10.0, seed=args.seed)
-    base = FleetConfig(
-        group=group,
-        profile=profile,
-        table=loads,
-        policy=Policy("placeholder", None, 0.0),
-        traffic=traffic,
-        seed=args.seed,
-    )
-    template = standard_policies(group, loads)[0]
+    base = base_config(args)
+    group, traffic = base.group, base.traffic
+    template = standard_policies(group, base.table)[0]
     configs = [
         replace(
             base,
