@@ -257,6 +257,13 @@ def _with_cpu(server: psutil.Process, run: Any) -> dict[str, Any]:
     return row
 
 
+def storm_refused_share(row: dict[str, Any]) -> float:
+    """The share of a run's answers that were refusals (429 or 503)."""
+    statuses = row["status_counts"]
+    total = sum(statuses.values())
+    return sum(n for code, n in statuses.items() if code in ("429", "503")) / max(1, total)
+
+
 def measure(args: argparse.Namespace, url: str, server: psutil.Process) -> dict[str, Any]:
     """The sweep; saturation and 10x offered load in alternation (so drift in the machine's
     load hits both alike); the retry storm; the pixel-heavy part. All on one server."""
@@ -305,6 +312,7 @@ def main() -> None:
     p.add_argument("--model", default="", help="release artifact (default: the built-in model)")
     p.add_argument("--backend", default="onnx", choices=["auto", "torch", "onnx"])
     p.add_argument("--max-queue", type=int, default=8, help="EMOJINET_MAX_QUEUE")
+    # EMOJINET_REFUSAL_DELAY_S and the rest of the environment pass through to the server.
     p.add_argument("--batch-size", type=int, default=8, help="EMOJINET_MAX_BATCH_SIZE")
     p.add_argument("--deadline", type=float, default=1.0, help="EMOJINET_QUEUE_DEADLINE_S")
     p.add_argument("--sweep", default="1,2,4,6,8", help="client counts to find saturation")
@@ -345,7 +353,8 @@ def main() -> None:
         "just before it (median of the rounds; goal ≥ 90%). Server CPU per answer: "
         f"{np.median([s['server_cpu_ms_per_answer'] for s, _ in cpu]):.1f} ms at saturation, "
         f"{np.median([o['server_cpu_ms_per_answer'] for _, o in cpu]):.2f} ms under overload, "
-        f"{res['storm']['server_cpu_ms_per_answer']:.2f} ms in the retry storm (nearly all 429). "
+        f"{res['storm']['server_cpu_ms_per_answer']:.2f} ms in the retry storm "
+        f"({100 * storm_refused_share(res['storm']):.0f}% of its answers refusals). "
         "Cores used by the server / by this load generator: "
         f"{np.median([s['server_cores'] for s, _ in cpu]):.2f} / "
         f"{np.median([s['client_cores'] for s, _ in cpu]):.2f} at saturation, "

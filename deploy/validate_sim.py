@@ -3,16 +3,16 @@
     python -m deploy.validate_sim                 # measure (wrk, ~3 minutes) and simulate
     python -m deploy.validate_sim --simulate-only deploy/results/validation.json
 
-Measuring starts ``emojinet serve`` on a loopback port with the default settings on the CPU
-(2 lanes, batches of 8, ``max_queue`` 256, 1 s deadline) and drives it with ``wrk`` (closed loop:
-each connection sends its next ``POST /suggest`` of ``emojinet/data/sample.jpg`` as soon as the
-last one is answered) at each client count, ``--repeats`` times. The simulator then runs the
-same closed loop through :func:`deploy.sim.exact.closed_loop` with the CPU profile measured from
-this code (``benchmarks/results``). Latency is over every answer, shed ones included, as wrk
-counts it; shed = non-2xx answers / all answers. Each measured row also records the server's
-CPU seconds over the run (all threads, from /proc) and the machine's load average: this
-machine is shared, and a busy neighbour shows up as a slower server.
-"""
+Measuring starts ``emojinet serve`` on a loopback port with the default settings on the CPU (2
+lanes, batches of 8, ``max_queue`` 24 per lane, refusals held 1 s, 1 s deadline) and drives it with
+``wrk`` (closed loop: each connection sends its next ``POST /suggest`` of
+``emojinet/data/sample.jpg`` as soon as the last one is answered) at each client count,
+``--repeats`` times. The simulator then runs the same closed loop through
+:func:`deploy.sim.exact.closed_loop` with the CPU profile measured from this code
+(``benchmarks/results``). Latency is over every answer, shed ones included, as wrk counts it; shed =
+non-2xx answers / all answers. Each measured row also records the server's CPU seconds over the run
+(all threads, from /proc) and the machine's load average: this machine is shared, and a busy
+neighbour shows up as a slower server."""
 
 from __future__ import annotations
 

@@ -21,8 +21,9 @@ from service.drain import Drain
 from service.errors import install_error_handlers
 from service.metrics import ServiceMetrics
 from service.middleware import RequestMiddleware
+from service.refusals import RefusalHold
 from service.routes import router
-from service.settings import Settings
+from service.settings import Settings, model_lanes, queue_size
 from service.state import PredictorLike, ServiceState
 
 __all__ = ["create_app"]
@@ -58,7 +59,15 @@ def create_app(
     metrics = ServiceMetrics()
     drain = Drain()  # the shutdown clock: the state runs it, the middleware cuts slow bodies
     # The admission budget: the middleware admits, the state sizes and observes it.
-    admission = Admission(max_inputs=settings.max_queue, max_bytes=settings.max_pending_bytes)
+    # Sized for the CPU until the model is loaded (then for its device: ServiceState._ready).
+    admission = Admission(
+        max_inputs=queue_size(settings.max_queue, "cpu", model_lanes(settings.model_lanes, "cpu")),
+        max_bytes=settings.max_pending_bytes,
+    )
+
+    # Held refusals take at most a quarter of the connections (service.refusals.RefusalHold).
+    refusal_hold = RefusalHold(settings.refusal_delay_s, limit=settings.max_connections // 4)
+    metrics.held_refusals.set_function(lambda: refusal_hold.held)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +100,7 @@ def create_app(
         body_read_timeout_s=settings.body_read_timeout_s,
         drain=drain,
         admission=admission,
+        refusal_hold=refusal_hold,
     )
     install_error_handlers(app)
     app.include_router(router)
@@ -105,6 +115,7 @@ def create_app(
         lambda path: metrics.observe_request(path, "POST", 429, 0.0),
         max_body_bytes=settings.max_body_bytes,
     )
+    app.state.refusal_hold = refusal_hold  # the door's refusals wait too (service.protocol)
     return app
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -11,6 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
+from starlette.types import Scope
 
 from emojinet.errors import (
     EmojiNetError,
@@ -23,6 +26,7 @@ from service.refusals import (
     DeadlineExceeded,
     GateError,
     Overloaded,
+    RefusalHold,
     ShuttingDown,
     TooManyInputs,
 )
@@ -32,6 +36,7 @@ __all__ = [
     "BodyReadTimeoutError",
     "BodyTooLargeError",
     "error_response",
+    "hold_refusal",
     "install_error_handlers",
 ]
 
@@ -64,12 +69,33 @@ def _simple(status: int, headers: Mapping[str, str] | None = None) -> Handler:
     return handle
 
 
-def _gate(status: int, *, close: bool = False) -> Handler:
+async def hold_refusal(scope: Scope) -> None:
+    """Wait out the request's refusal delay (:class:`~service.refusals.RefusalHold`, which the
+    request middleware puts in the scope with the request's arrival time), if it gets one. A
+    waiting refusal holds no admission budget (``ServiceState.accept`` has given it back;
+    released here too, idempotently)."""
+    state = scope.get("state", {})
+    if (ticket := state.get("admission_ticket")) is not None:
+        ticket.release()
+    hold: RefusalHold | None = state.get("refusal_hold")
+    if hold is None or not (delay := hold.take()):
+        return
+    try:
+        wait = state["arrived"] + delay - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+    finally:
+        hold.give()
+
+
+def _gate(status: int, *, close: bool = False, hold: bool = False) -> Handler:
     async def handle(request: Request, exc: Exception) -> Response:
         retry = exc.retry_after_s if isinstance(exc, GateError) else 1
         headers = {"Retry-After": str(retry)}
         if close:
             headers["Connection"] = "close"
+        if hold:
+            await hold_refusal(request.scope)
         return error_response(status, str(exc), headers)
 
     return handle
@@ -97,8 +123,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TooManyInputs, _simple(413))
     app.add_exception_handler(BodyTooLargeError, _simple(413, {"Connection": "close"}))
     app.add_exception_handler(BodyReadTimeoutError, _simple(408, {"Connection": "close"}))
-    app.add_exception_handler(Overloaded, _gate(429))
-    app.add_exception_handler(DeadlineExceeded, _gate(503))
+    app.add_exception_handler(Overloaded, _gate(429, hold=True))
+    app.add_exception_handler(DeadlineExceeded, _gate(503, hold=True))
     app.add_exception_handler(ShuttingDown, _gate(503, close=True))
     app.add_exception_handler(GateError, _gate(503))
     app.add_exception_handler(ModelNotReady, _simple(503, {"Retry-After": "5"}))

@@ -74,6 +74,9 @@ class ServiceMetrics:
         self.admitted_bytes = Gauge(
             "emojinet_admitted_bytes", "Body bytes held by admitted requests.", registry=r
         )
+        self.held_refusals = Gauge(
+            "emojinet_held_refusals", "Refusals waiting out the refusal delay.", registry=r
+        )
         self.decode_waiting = Gauge(
             "emojinet_decode_waiting", "Images waiting for a decode slot.", registry=r
         )

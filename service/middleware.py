@@ -5,7 +5,9 @@ Body limits are enforced *before* a body is read whole: a ``Content-Length`` ove
 answered 413 without reading a byte of it, and a chunked body is counted as it streams in and
 refused the moment it crosses the limit. Inference requests are admitted here too
 (:mod:`service.admission`), so a refusal (429) costs a header block and never reaches routing,
-dependencies or the body: a flood of refused clients leaves the event loop to the work.
+dependencies or the body: a flood of refused clients leaves the event loop to the work. The
+refusal waits ``Settings.refusal_delay_s`` after the request arrived
+(:class:`~service.refusals.RefusalHold`).
 
 A client that stops sending its body for ``body_read_timeout_s`` gets 408; one still sending
 when the shutdown drain ends gets 503. A client that disconnects before its body is in, or
@@ -30,10 +32,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.admission import ADMITTED_PATHS, Admission
 from service.drain import Drain
-from service.errors import BodyReadTimeoutError, BodyTooLargeError
+from service.errors import BodyReadTimeoutError, BodyTooLargeError, hold_refusal
 from service.logs import REQUEST_ID
 from service.metrics import ServiceMetrics
-from service.refusals import Overloaded, ShuttingDown
+from service.refusals import Overloaded, RefusalHold, ShuttingDown
 
 __all__ = ["CLIENT_CLOSED", "PAGE_CSP", "RequestMiddleware"]
 
@@ -64,8 +66,10 @@ class RequestMiddleware:
         body_read_timeout_s: float,
         drain: Drain | None = None,
         admission: Admission | None = None,
+        refusal_hold: RefusalHold | None = None,
     ) -> None:
         self.app = app
+        self.refusal_hold = refusal_hold
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.body_read_timeout_s = body_read_timeout_s
@@ -82,6 +86,9 @@ class RequestMiddleware:
         if not _REQUEST_ID.match(rid):
             rid = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        # How long an overload refusal waits, from the arrival (service.errors.hold_refusal).
+        scope["state"]["arrived"] = started
+        scope["state"]["refusal_hold"] = self.refusal_hold
         # On every log line from here on, uvicorn's access line included. Not reset: uvicorn runs
         # each request in a task of its own, and its lines after the app returns belong here too.
         REQUEST_ID.set(rid)
@@ -144,6 +151,7 @@ class RequestMiddleware:
             ticket = self.admission.admit(1, nbytes)
         except Overloaded as exc:
             retry = {"retry-after": str(exc.retry_after_s)}
+            await hold_refusal(scope)
             await _send_json(send, 429, {"detail": str(exc)}, headers=retry)
             return
         scope["state"]["admission_ticket"] = ticket

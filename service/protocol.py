@@ -8,10 +8,14 @@ with a 408 if it had sent part of a request. Requests that are not HTTP get a JS
 every other error (uvicorn's own answer is plain text).
 
 The door (:func:`service.admission.door`) sees each request's header block before h11 parses
-it; while the image budget is full it answers an inference request 429 at once, and its body
-is then skipped by count, unparsed, keeping the connection. Only plain framing goes through the
-door (HTTP/1.1, one ``Content-Length``, no ``Transfer-Encoding``, ``Expect`` or
-``Connection: close``); anything else is parsed and refused as usual by the request middleware.
+it; while the image budget is full it refuses an inference request 429 and its body is skipped
+by count, unparsed, keeping the connection. The refusal waits ``Settings.refusal_delay_s`` from
+the headers (:class:`~service.refusals.RefusalHold`; a later request on the connection waits
+for it): a client that retries at once, heedless of Retry-After, then costs a header block a
+second instead of a flood of them. Only
+plain framing goes through the door (HTTP/1.1, one ``Content-Length``, no ``Transfer-Encoding``,
+``Expect`` or ``Connection: close``); anything else is parsed and refused as usual by the request
+middleware.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from service.admission import Door
+from service.refusals import RefusalHold
 
 __all__ = ["protocol_class"]
 
@@ -46,12 +51,15 @@ _NOT_AT_DOOR = (b"\r\ntransfer-encoding:", b"\r\nexpect:", b"\r\nconnection: clo
 class _Protocol(H11Protocol):
     header_timeout_s = 10.0
     door: Door | None = None
+    refusal_hold: RefusalHold | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
         self._got_bytes = False
         self._skip = 0  # body bytes still to drop, of a request refused at the door
+        self._held: asyncio.TimerHandle | None = None  # a door refusal not yet sent
+        self._stash = bytearray()  # bytes after a held refusal's request: read once it is sent
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -59,6 +67,11 @@ class _Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
+            assert self.refusal_hold is not None
+            self.refusal_hold.give()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -68,6 +81,11 @@ class _Protocol(H11Protocol):
             data = data[dropped:]
             if not data:
                 return
+        if self._held is not None:  # a pipelined request waits for the answer before it
+            self._stash += data
+            if len(self._stash) > _MAX_HEAD:
+                self.transport.pause_reading()
+            return
         waiting = self.conn.their_state is h11.IDLE  # between requests: these are headers
         if waiting:
             if self.door is not None and not self.conn.trailing_data[0] and self._at_door(data):
@@ -117,20 +135,39 @@ class _Protocol(H11Protocol):
         answer = self.door(first_line, length)
         if answer is None:
             return False
-        self.transport.write(answer)
-        # Answered: the connection idles as after any answer (uvicorn's keep-alive timeout);
-        # the header timer starts again with the next request's first bytes.
         self._disarm()
         self._got_bytes = False
-        self._unset_keepalive_if_required()
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.timeout_keep_alive, self.timeout_keep_alive_handler
-        )
         self._skip = length
+        delay = self.refusal_hold.take() if self.refusal_hold is not None else 0.0
+        if delay:  # the headers have just arrived: the whole delay is still to wait
+            self._held = self.loop.call_later(delay, self._send_held, answer)
+        else:
+            self._answered(answer)
         rest = data[end + 4 :]
         if rest:
             self.data_received(rest)
         return True
+
+    def _answered(self, answer: bytes) -> None:
+        """Send a door refusal; the connection then idles as after any answer (uvicorn's
+        keep-alive timeout), and the header timer starts with the next request's first bytes."""
+        self.transport.write(answer)
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def _send_held(self, answer: bytes) -> None:
+        self._held = None
+        assert self.refusal_hold is not None
+        self.refusal_hold.give()
+        if self.transport.is_closing():
+            return
+        self._answered(answer)
+        if self._stash:
+            data, self._stash = bytes(self._stash), bytearray()
+            self.transport.resume_reading()
+            self.data_received(data)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -143,7 +180,14 @@ class _Protocol(H11Protocol):
         self.transport.close()
 
 
-def protocol_class(header_timeout_s: float, door: Door | None = None) -> type[H11Protocol]:
-    """The protocol class for ``uvicorn.Config(http=...)``."""
-    attrs = {"header_timeout_s": header_timeout_s, "door": staticmethod(door) if door else None}
+def protocol_class(
+    header_timeout_s: float, door: Door | None = None, refusal_hold: RefusalHold | None = None
+) -> type[H11Protocol]:
+    """The protocol class for ``uvicorn.Config(http=...)``; the door's refusals wait as
+    ``refusal_hold`` says, from their request's headers."""
+    attrs = {
+        "header_timeout_s": header_timeout_s,
+        "door": staticmethod(door) if door else None,
+        "refusal_hold": refusal_hold,
+    }
     return type("EmojiNetH11Protocol", (_Protocol,), attrs)

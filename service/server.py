@@ -59,7 +59,7 @@ def serve(settings: Settings) -> int:
         # The drain has answered everything by now (see the module docstring); what uvicorn
         # waits for here is connections closing.
         timeout_graceful_shutdown=1,
-        http=protocol_class(settings.header_timeout_s, app.state.door),
+        http=protocol_class(settings.header_timeout_s, app.state.door, app.state.refusal_hold),
         ws="none",
         # Not uvloop, even where it is installed: measured no faster here (the loop's share of
         # an answer's CPU is ~2 ms either way, benchmarks/bench_serve.py), and one loop to test.

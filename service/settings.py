@@ -42,15 +42,21 @@ class Settings(BaseSettings):
 
     # Admission, batching and backpressure. max_queue: images admitted and not yet answered,
     # whether their body is being read, they wait for or are in the decode pool, or wait for or
-    # run on the device; max_pending_bytes: the body bytes those requests hold. Beyond either, 429
-    # before the body is read. queue_deadline_s counts from the body's arrival and covers decoding.
+    # run on the device (0: 256 on a GPU; on a CPU 24 per model lane, about half a second of
+    # work, so that what is admitted is answered well within the deadline); max_pending_bytes:
+    # the body bytes those requests hold. Beyond either, 429 before the body is read.
+    # queue_deadline_s counts from the body's arrival and covers decoding. refusal_delay_s: an
+    # overload refusal (429, or a 503 decided before the work) is answered this long after the
+    # request arrived, so that clients which retry at once without heeding Retry-After cannot
+    # turn cheap refusals into a flood that starves the admitted work (0: at once).
     # 0: 32 on a GPU; 8 on a CPU, where a pass costs the same per image at any batch size and
     # smaller batches cut the slowest answers (benchmarks/bench_serve.py).
     max_batch_size: int = Field(default=0, ge=0)
     max_batch_delay_ms: float = Field(default=2.0, ge=0)
-    max_queue: int = Field(default=256, gt=0)
+    max_queue: int = Field(default=0, ge=0)
     max_pending_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
     queue_deadline_s: float = Field(default=1.0, gt=0)
+    refusal_delay_s: float = Field(default=1.0, ge=0, le=60)
     preprocess_workers: int = Field(default=2, gt=0)
     # Forward passes that may run at once. 0: one per CPU core on a CPU, each pass on one thread
     # (more photos a second than one pass on every core: benchmarks/bench_serve.py), and one on
@@ -203,6 +209,14 @@ def model_lanes(configured: int, device: str) -> int:
 def cpu_threads_per_lane(configured_lanes: int) -> int:
     """Intra-op threads of one forward pass on a CPU: the cores shared among the lanes."""
     return max(1, cpu_cores() // (configured_lanes or cpu_cores()))
+
+
+def queue_size(configured: int, device: str, lanes: int) -> int:
+    """The most images admitted at once: ``configured``, or (0) 256 on a GPU and 24 per lane on
+    a CPU (a CPU lane answers about 50 photos a second: half a second of work each)."""
+    if configured:
+        return configured
+    return 256 if device.startswith("cuda") else 24 * lanes
 
 
 def batch_size(configured: int, device: str) -> int:

@@ -32,6 +32,7 @@ from service.settings import (
     cpu_cores,
     cpu_threads_per_lane,
     model_lanes,
+    queue_size,
 )
 
 __all__ = ["Accepted", "ModelNotReady", "PredictorLike", "ServiceState", "ShuttingDown"]
@@ -204,7 +205,8 @@ class ServiceState:
         s = self.settings
         assert self.preprocess_pool is not None
         if self.admission is None:
-            self.admission = Admission(max_inputs=s.max_queue, max_bytes=s.max_pending_bytes)
+            queue = queue_size(s.max_queue, "cpu", model_lanes(s.model_lanes, "cpu"))  # till loaded
+            self.admission = Admission(max_inputs=queue, max_bytes=s.max_pending_bytes)
         self.admission.retry_after_s = lambda: self.gate.retry_after_s() if self.gate else 1
         self.admission.observers = self._observers()
         self.decoder = DecodeStage(
@@ -224,12 +226,14 @@ class ServiceState:
         s = self.settings
         observers = self._observers()
         lanes, decoder = model_lanes(s.model_lanes, predictor.info.device), self.decoder
-        assert decoder is not None  # (_start_pipeline ran first)
+        assert decoder is not None and self.admission is not None  # (_start_pipeline ran first)
+        queue = queue_size(s.max_queue, predictor.info.device, lanes)
+        self.admission.max_inputs = queue
         self.gate = DeviceGate(
             predictor.run_batch,
             max_batch_size=batch_size(s.max_batch_size, predictor.info.device),
             max_batch_delay_s=s.max_batch_delay_ms / 1000.0,
-            max_queue=s.max_queue,
+            max_queue=queue,
             queue_deadline_s=s.queue_deadline_s,
             observers=observers,
             lanes=lanes,

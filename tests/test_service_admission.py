@@ -20,6 +20,7 @@ from PIL import Image
 from service_helpers import FakePredictor, ThreadedServer, jpeg
 
 from service.app import create_app
+from service.refusals import RefusalHold
 from service.settings import Settings
 
 
@@ -78,9 +79,11 @@ def test_a_request_that_can_never_fit_gets_413_before_decoding() -> None:
         assert httpx.post(f"{srv.url}/suggest", files=files, timeout=10).status_code == 200
 
 
-def test_a_full_budget_refuses_at_once_before_reading_the_body() -> None:
+def test_a_full_budget_refuses_before_reading_the_body_after_the_refusal_delay() -> None:
     fake = CountingPredictor()
-    app = create_app(settings(max_queue=1, body_read_timeout_s=5), predictor=fake)
+    app = create_app(
+        settings(max_queue=1, body_read_timeout_s=5, refusal_delay_s=0.4), predictor=fake
+    )
     with ThreadedServer(app) as srv, connect(srv) as slow, connect(srv) as late:
         head = b"POST /suggest HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
         slow.sendall(head + b"Content-Length: 1000\r\n\r\n" + b"\xff" * 10)  # holds the one slot
@@ -88,10 +91,53 @@ def test_a_full_budget_refuses_at_once_before_reading_the_body() -> None:
         t0 = time.monotonic()
         late.sendall(head + b"Content-Length: 5000\r\n\r\n")  # headers only: no body follows
         answer = read_answer(late)
-        assert time.monotonic() - t0 < 2, "refused without waiting for the body"
+        # Not before the refusal delay (a client that retries at once cannot flood the server),
+        # and without waiting for the body.
+        assert 0.4 <= time.monotonic() - t0 < 2
         assert answer.startswith(b"HTTP/1.1 429 "), answer[:200]
         assert b"retry-after: " in answer.lower() and b"the server is busy" in answer
         assert fake.decoded == 0
+
+
+def test_a_held_refusal_gives_its_budget_back_while_it_waits() -> None:
+    """Two images admitted as one, then refused (429) when the second does not fit: while the
+    refusal waits out its delay, a photo sent after it is admitted and answered first."""
+    app = create_app(
+        settings(max_queue=2, body_read_timeout_s=5, refusal_delay_s=1.5),
+        predictor=FakePredictor(),
+    )
+    with ThreadedServer(app) as srv, connect(srv) as slow:
+        head = b"POST /suggest HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        slow.sendall(head + b"Content-Length: 1000\r\n\r\n" + b"\xff" * 10)  # one of two slots
+        time.sleep(0.3)
+
+        async def both() -> tuple[tuple[int, float], tuple[int, float]]:
+            async with httpx.AsyncClient(base_url=srv.url, timeout=10) as client:
+
+                async def post(n: int) -> tuple[int, float]:
+                    files = [("images", (f"{i}.jpg", jpeg())) for i in range(n)]
+                    r = await client.post("/suggest", files=files)
+                    return r.status_code, time.monotonic()
+
+                two = asyncio.ensure_future(post(2))
+                await asyncio.sleep(0.5)  # the pair is read, refused and waiting by now
+                one = await post(1)
+                return await two, one
+
+        t0 = time.monotonic()
+        (two_status, two_done), (one_status, one_done) = asyncio.run(both())
+    assert two_status == 429 and two_done - t0 >= 1.5
+    assert one_status == 200 and one_done < two_done
+
+
+def test_refusals_are_held_up_to_their_limit() -> None:
+    hold = RefusalHold(1.5, limit=2)
+    assert [hold.take(), hold.take(), hold.take()] == [1.5, 1.5, 0.0]  # the third: at once
+    hold.give()
+    assert hold.take() == 1.5 and hold.held == 2
+    assert RefusalHold(0.0, limit=2).take() == 0.0  # no delay configured: nothing held
+    with pytest.raises(ValueError, match=">= 0"):
+        RefusalHold(-1.0, limit=2)
 
 
 def test_the_byte_budget_counts_bodies_being_read() -> None:

@@ -37,7 +37,8 @@ def env_for(release: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(tiny_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = env_for(tiny_release, max_connections="8", header_timeout_s="1", max_queue="1")
+    limits = {"max_connections": "8", "header_timeout_s": "1", "max_queue": "1"}
+    env = env_for(tiny_release, **limits, refusal_delay_s="0.3")
     srv = ServerProcess(env, tmp_path_factory.mktemp("logs") / "server.log").wait_ready()
     yield srv
     srv.stop()
@@ -116,10 +117,13 @@ def test_a_full_budget_refuses_at_the_door_and_keeps_the_connection(
             post + b"\xff" * 10
         )  # admitted: holds the one image EMOJINET_MAX_QUEUE allows
         time.sleep(0.3)
-        # Two refused uploads, pipelined with a health check: their bodies must be skipped exactly.
+        # Two refused uploads, pipelined with a health check: their bodies must be skipped exactly,
+        # and each refusal waits out the refusal delay (0.3 s) with the requests behind it.
+        t0 = time.monotonic()
         client.sendall(post + b"\xff" * 5000 + post + b"\xff" * 5000 + b"GET /healthz HTTP/1.1\r\n")
         client.sendall(b"Host: x\r\n\r\n")
         answers = read_answers(client, 3)
+        assert time.monotonic() - t0 >= 0.6
         # Refused again and again past the 1 s header timeout: each refusal is a whole request.
         for _ in range(4):
             time.sleep(0.4)
@@ -135,6 +139,38 @@ def test_a_full_budget_refuses_at_the_door_and_keeps_the_connection(
     text = httpx.get(f"{server.url}/metrics", timeout=5).text
     assert 'emojinet_requests_total{endpoint="/suggest",method="POST",status="429"} 6.0' in text
     assert 'emojinet_gate_rejections_total{reason="overloaded"} 6.0' in text
+
+
+def test_at_most_a_quarter_of_the_connections_wait_out_the_refusal_delay(
+    server: ServerProcess,
+) -> None:
+    """EMOJINET_MAX_CONNECTIONS=8: two refusals wait 0.3 s at once; a third is answered now."""
+    post = (
+        b"POST /suggest HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        b"Content-Length: 100\r\n\r\n" + b"\xff" * 100
+    )
+    with connect(server) as holder:
+        holder.sendall(post[:-90])  # admitted: holds the one image EMOJINET_MAX_QUEUE allows
+        time.sleep(0.3)
+        clients = [connect(server) for _ in range(3)]
+        t0 = time.monotonic()
+        for c in clients:
+            c.sendall(post)
+        took: list[float] = []
+
+        def answer(c: socket.socket) -> None:
+            if read_answers(c, 1)[0][0] == 429:
+                took.append(time.monotonic() - t0)
+
+        readers = [threading.Thread(target=answer, args=(c,)) for c in clients]
+        for r in readers:
+            r.start()
+        for r, c in zip(readers, clients, strict=True):
+            r.join(10)
+            c.close()
+    assert len(took) == 3, took
+    first, *held = sorted(took)
+    assert first < 0.25 and all(t >= 0.3 for t in held), took
 
 
 def test_every_answer_carries_nosniff_and_a_csp(server: ServerProcess) -> None:

@@ -348,7 +348,9 @@ def test_a_failing_batch_in_one_lane_leaves_the_other_lanes_working() -> None:
     assert [top(r) for r in rows] == [0, 1, 2, 4, 0, 1, 2]  # type: ignore[arg-type]
 
 
-def test_lanes_threads_and_batch_size_follow_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lanes_threads_batch_and_queue_size_follow_the_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from service import settings as s
 
     monkeypatch.setattr(s.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
@@ -359,6 +361,8 @@ def test_lanes_threads_and_batch_size_follow_the_device(monkeypatch: pytest.Monk
     assert s.cpu_threads_per_lane(1) == 4 and s.cpu_threads_per_lane(8) == 1
     assert s.batch_size(0, "cpu") == 8 and s.batch_size(0, "cuda") == 32
     assert s.batch_size(5, "cuda") == 5
+    assert s.queue_size(0, "cuda:0", 1) == 256 and s.queue_size(0, "cpu", 2) == 48
+    assert s.queue_size(7, "cpu", 2) == 7 and s.queue_size(7, "cuda", 1) == 7
 
 
 def test_only_a_batch_with_the_device_to_itself_runs_alone() -> None:

@@ -135,9 +135,16 @@ def test_one_client_costs_the_sum_of_the_measured_stages() -> None:
     assert spread["p99_ms"] > 1.5 * spread["p50_ms"]
 
 
-def test_overload_sheds_with_the_deadline_on_a_cpu_and_429_on_a_gpu() -> None:
-    cpu = closed_loop(cpu_profile(), clients=192, seconds=4.0).summary()
-    assert cpu["shed_503"] > 0.1 and cpu["shed_429"] == 0  # 192 clients < max_queue 256
+def test_overload_sheds_at_admission_with_held_429s_or_by_the_deadline() -> None:
+    prof = cpu_profile()
+    assert (prof.max_queue, prof.refusal_delay_s) == (24 * prof.lanes, 1.0)  # the defaults
+    cpu = closed_loop(prof, clients=192, seconds=4.0).summary()
+    assert cpu["shed_429"] > 0.4 and cpu["shed_503"] < 0.02  # 192 clients > max_queue 48
+    assert cpu["p50_ms"] == pytest.approx(1000, rel=0.01)  # most answers: 429s held for 1 s
+    # A queue longer than the deadline's worth of work, refusals at once: the deadline binds.
+    late = prof.with_settings(max_queue=256, refusal_delay_s=0.0)
+    deadline = closed_loop(late, clients=192, seconds=4.0).summary()
+    assert deadline["shed_503"] > 0.1 and deadline["shed_429"] == 0
     gpu = gpu_profile()
     over = open_loop(gpu, rate=3 * gpu.capacity_per_s(), seconds=3.0, seed=1).summary()
     assert over["shed_429"] > 0.5  # max_queue 256 < capacity x deadline: admission binds first

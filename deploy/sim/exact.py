@@ -1,13 +1,13 @@
 """One instance, one SimPy process per request: the exact model, for validation and for the fleet.
 
 A request's path mirrors the service's: admission (``max_queue`` images admitted and not yet
-answered, else 429 at once), half the event-loop work (HTTP, multipart, routing), the decode pool
-(``decode_workers`` threads; an image that cannot start decoding by the deadline is 503), the
-gate (:class:`deploy.sim.gate.SimGate`; 503 when it does not start by the deadline, which counts
-from the body's arrival), then the other half of the event-loop work (top-k, the answer). The
-event loop is one thread; on a CPU the stages' threads share the host's cores (a stage's time
-is stretched by the threads computing beside it), and a pass with the device to itself uses
-them all.
+answered, else 429, answered ``refusal_delay_s`` after arrival like every refusal), half the
+event-loop work (HTTP, multipart, routing), the decode pool (``decode_workers`` threads; an image
+that cannot start decoding by the deadline is 503), the gate (:class:`deploy.sim.gate.SimGate`; 503
+when it does not start by the deadline, which counts from the body's arrival), then the other half
+of the event-loop work (top-k, the answer). The event loop is one thread; on a CPU the stages'
+threads share the host's cores (a stage's time is stretched by the threads computing beside it), and
+a pass with the device to itself uses them all.
 
 :func:`closed_loop` is wrk's load (N connections, each sending again when answered);
 :func:`open_loop` is Poisson arrivals at a rate; :func:`load_table` runs the open loop at a range
@@ -178,6 +178,7 @@ class ExactInstance:
         t0 = self.env.now
         rid, self._rid = self._rid, self._rid + 1
         if self.admitted + 1 > self.p.max_queue:
+            yield self.env.timeout(self.p.refusal_delay_s)  # the door holds its 429
             self._record(t0, 429)
             return
         self._count(+1)
@@ -187,6 +188,8 @@ class ExactInstance:
         if status == 200:
             yield from self._cpu(self.loop, self.p.loop_s / 2)
         self._count(-1)
+        if status != 200:  # a refusal is answered no sooner than the delay after arrival
+            yield self.env.timeout(max(0.0, t0 + self.p.refusal_delay_s - self.env.now))
         self._record(t0, status)
 
     def _decode_and_run(self, rid: int, deadline: float) -> Generator[simpy.Event, Any, int]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from service.settings import Settings, batch_size, model_lanes
+from service.settings import Settings, batch_size, model_lanes, queue_size
 
 __all__ = ["GPU_PASS", "PRICE_PER_HOUR", "Profile", "cpu_profile", "gpu_profile", "serving"]
 
@@ -86,8 +86,9 @@ class Profile:
     decode_workers: int = 2  # EMOJINET_PREPROCESS_WORKERS
     max_batch: int = 32  # EMOJINET_MAX_BATCH_SIZE (0 = 32 on a GPU, 8 on a CPU)
     batch_delay_s: float = 0.002  # EMOJINET_MAX_BATCH_DELAY_MS
-    max_queue: int = 256  # EMOJINET_MAX_QUEUE
+    max_queue: int = 256  # EMOJINET_MAX_QUEUE (0 = 256 on a GPU, 24 per lane on a CPU)
     deadline_s: float = 1.0  # EMOJINET_QUEUE_DEADLINE_S
+    refusal_delay_s: float = 0.0  # EMOJINET_REFUSAL_DELAY_S: a refusal's answer waits so long
     price_per_hour: float = 0.0
 
     def pass_s(self, batch: int, *, alone: bool = False) -> float:
@@ -132,8 +133,9 @@ def serving(device: str, cores: int) -> dict[str, Any]:
         "lanes": lanes,
         "max_batch": batch_size(s.max_batch_size, device),
         "batch_delay_s": s.max_batch_delay_ms / 1000,
-        "max_queue": s.max_queue,
+        "max_queue": queue_size(s.max_queue, device, lanes),
         "deadline_s": s.queue_deadline_s,
+        "refusal_delay_s": s.refusal_delay_s,
         "decode_workers": s.preprocess_workers,
     }
 
