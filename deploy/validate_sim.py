@@ -107,12 +107,15 @@ def measure(clients: tuple[int, ...], seconds: int, repeats: int) -> list[dict[s
         proc.wait(60)
 
 
-def simulate(clients: tuple[int, ...], seconds: float, seed: int) -> list[dict[str, Any]]:
-    """The exact single-instance simulator in the same closed loop."""
+def simulate(
+    clients: tuple[int, ...], seconds: float, seed: int, results: Path | None = None
+) -> list[dict[str, Any]]:
+    """The exact single-instance simulator in the same closed loop, with the CPU profile from
+    ``results``' ``serve.json`` (default: the committed ``benchmarks/results``)."""
     from deploy.sim.exact import closed_loop
-    from deploy.sim.service import cpu_profile
+    from deploy.sim.service import RESULTS, cpu_profile
 
-    prof = cpu_profile()
+    prof = cpu_profile(results or RESULTS)
     return [
         {"clients": c, **closed_loop(prof, clients=c, seconds=seconds, seed=seed + c).summary()}
         for c in clients
@@ -157,16 +160,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=2, help="wrk runs per client count")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("runs/simulate/validation.json"))
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="folder of the serve.json the CPU profile is read from (default: the committed "
+        "benchmarks/results; `python benchmarks/bench_serve.py` writes runs/bench/serve.json, "
+        "measured on the machine as it is now)",
+    )
     args = parser.parse_args(argv)
     if args.simulate_only:
         measured = json.loads(args.simulate_only.read_text())["measured"]
     else:
         measured = measure(CLIENTS, args.seconds, args.repeats)
     clients = tuple(sorted({int(m["clients"]) for m in measured}))
-    simulated = simulate(clients, float(args.seconds), args.seed)
+    simulated = simulate(clients, float(args.seconds), args.seed, args.results)
     print(table(measured, simulated))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"measured": measured, "simulated": simulated}, indent=1))
+    profile = str(args.results or "benchmarks/results")
+    out = {"measured": measured, "simulated": simulated, "profile_from": profile}
+    args.out.write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
