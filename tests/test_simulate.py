@@ -255,3 +255,18 @@ def test_least_outstanding_fills_the_emptiest_first(small: FleetConfig) -> None:
     assert fleet._split(45.0, serving).tolist() == [5.0, 25.0, 15.0]  # all up to 25
     rr = Fleet(small)
     assert rr._split(15.0, serving).tolist() == [5.0, 5.0, 5.0]
+
+
+def test_validation_simulates_with_the_profile_it_is_given() -> None:
+    """``validate_sim --results DIR`` reads the CPU profile from DIR's serve.json: session 4's
+    profile (a slower machine) gives fewer answers than the committed one, and the table marks
+    each figure against the measured mean."""
+    from deploy import validate_sim
+
+    session4 = Path(validate_sim.REPO, "deploy", "results", "session4")
+    now = validate_sim.simulate((4,), 3.0, 1, session4)[0]
+    committed = validate_sim.simulate((4,), 3.0, 1)[0]
+    assert now["answers_per_s"] < 0.85 * committed["answers_per_s"]
+    measured = [{"clients": 4, "answers_per_s": 70.0, "p50_ms": 56.0, "p99_ms": 110.0, "shed": 0.0}]
+    table = validate_sim.table(measured, [{**now, "p50_ms": 56.0 * 1.3}])
+    assert table.splitlines()[-1].endswith("no, yes, yes")  # p50 30% off; p99 and shed within
