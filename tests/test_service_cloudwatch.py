@@ -152,13 +152,16 @@ def test_a_dead_cloudwatch_never_touches_requests(kind: str, blackhole: str) -> 
         pub = state.cloudwatch
         assert pub is not None
         pub.max_backoff_s = 0.2  # fail often during the test
-        pub.flush_timeout_s = 0.5
+        # A request that waited on a hung publish would take this long; the bound below stays
+        # under it with room for a loaded 2-core machine (one full-suite run saw a 0.92 s answer
+        # with 0.5 and 0.5 here).
+        pub.flush_timeout_s = 2.0
         t0 = time.monotonic()
         answers = []
         while time.monotonic() - t0 < 2.5:  # over several publish intervals and failures
             answers += post_images(srv.url, 5)
         assert all(code == 200 for code, _ in answers)
-        assert max(seconds for _, seconds in answers) < 0.5, "a request waited on CloudWatch"
+        assert max(seconds for _, seconds in answers) < 1.5, "a request waited on CloudWatch"
         if kind == "refused":
             assert pub.failures >= 2
             text = httpx.get(f"{srv.url}/metrics").text
