@@ -136,6 +136,7 @@ class _Protocol(H11Protocol):
         if answer is None:
             return False
         self._disarm()
+        self._unset_keepalive_if_required()  # not idle: a refusal is on its way
         self._got_bytes = False
         self._skip = length
         delay = self.refusal_hold.take() if self.refusal_hold is not None else 0.0

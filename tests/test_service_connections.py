@@ -37,7 +37,12 @@ def env_for(release: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(tiny_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    limits = {"max_connections": "8", "header_timeout_s": "1", "max_queue": "1"}
+    limits = {
+        "max_connections": "8",
+        "header_timeout_s": "1",
+        "max_queue": "1",
+        "timeout_keep_alive_s": "1",
+    }
     env = env_for(tiny_release, **limits, refusal_delay_s="0.3")
     srv = ServerProcess(env, tmp_path_factory.mktemp("logs") / "server.log").wait_ready()
     yield srv
@@ -88,18 +93,25 @@ def test_malformed_http_gets_a_json_400(server: ServerProcess) -> None:
     assert json.loads(body)["detail"].startswith("malformed HTTP request")
 
 
+def _recv(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)
+    if not chunk:
+        raise AssertionError("the server closed the connection before the answer")
+    return chunk
+
+
 def read_answers(sock: socket.socket, n: int) -> list[tuple[int, dict[str, str], bytes]]:
     """``n`` answers read off one keep-alive connection: status, headers, body."""
     data, out = b"", []
     while len(out) < n:
         while b"\r\n\r\n" not in data:
-            data += sock.recv(65536)
+            data += _recv(sock)
         head, _, data = data.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         headers = dict(line.lower().split(": ", 1) for line in lines[1:])
         length = int(headers["content-length"])
         while len(data) < length:
-            data += sock.recv(65536)
+            data += _recv(sock)
         out.append((int(lines[0].split()[1]), headers, data[:length]))
         data = data[length:]
     return out
@@ -171,6 +183,24 @@ def test_at_most_a_quarter_of_the_connections_wait_out_the_refusal_delay(
     assert len(took) == 3, took
     first, *held = sorted(took)
     assert first < 0.25 and all(t >= 0.3 for t in held), took
+
+
+def test_a_held_refusal_outlives_the_keep_alive_timer_it_interrupted(
+    server: ServerProcess,
+) -> None:
+    """EMOJINET_TIMEOUT_KEEP_ALIVE_S=1: a request refused 0.8 s after the previous answer is
+    held 0.3 s, past when the idle connection would have been closed; it gets its 429."""
+    post = (
+        b"POST /suggest HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        b"Content-Length: 100\r\n\r\n" + b"\xff" * 100
+    )
+    with connect(server) as holder, connect(server) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_answers(client, 1)[0][0] == 200  # the connection idles from here
+        holder.sendall(post[:-90])  # admitted: holds the one image EMOJINET_MAX_QUEUE allows
+        time.sleep(0.8)
+        client.sendall(post)
+        assert read_answers(client, 1)[0][0] == 429
 
 
 def test_every_answer_carries_nosniff_and_a_csp(server: ServerProcess) -> None:
