@@ -146,22 +146,24 @@ def blackhole() -> Iterator[str]:
 @pytest.mark.parametrize("kind", ["refused", "hung"])
 def test_a_dead_cloudwatch_never_touches_requests(kind: str, blackhole: str) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}" if kind == "refused" else blackhole
-    settings = cw_settings(endpoint, "EmojiNetDead", cloudwatch_max_buffer=5)
+    # A long queue deadline: a stall of the loaded test machine must not turn into a 503 here.
+    settings = cw_settings(endpoint, "EmojiNetDead", cloudwatch_max_buffer=5, queue_deadline_s=30)
     with ThreadedServer(create_app(settings, predictor=FakePredictor())) as srv:
         state: ServiceState = srv.server.config.app.state.service  # type: ignore[attr-defined]
         pub = state.cloudwatch
         assert pub is not None
         pub.max_backoff_s = 0.2  # fail often during the test
         # A request that waited on a hung publish would take this long; the bound below stays
-        # under it with room for a loaded 2-core machine (one full-suite run saw a 0.92 s answer
-        # with 0.5 and 0.5 here).
-        pub.flush_timeout_s = 2.0
+        # under it with room for a loaded 2-core machine (full-suite runs saw a 0.92 s answer,
+        # and once a non-200, with 0.5 s here and the 1 s queue deadline).
+        pub.flush_timeout_s = 3.0
         t0 = time.monotonic()
         answers = []
         while time.monotonic() - t0 < 2.5:  # over several publish intervals and failures
             answers += post_images(srv.url, 5)
-        assert all(code == 200 for code, _ in answers)
-        assert max(seconds for _, seconds in answers) < 1.5, "a request waited on CloudWatch"
+        slow = [(code, round(seconds, 2)) for code, seconds in answers if seconds >= 0.3]
+        assert all(code == 200 for code, _ in answers), slow
+        assert max(seconds for _, seconds in answers) < 2.5, f"waited on CloudWatch? {slow}"
         if kind == "refused":
             assert pub.failures >= 2
             text = httpx.get(f"{srv.url}/metrics").text
