@@ -242,6 +242,12 @@ class ServiceState:
             stack=getattr(predictor, "stack", None),
         )
         self.gate.start()
+        log.info(
+            "serving with %d model lane(s), batches of up to %d, up to %d images admitted",
+            lanes,
+            self.gate.max_batch_size,
+            queue,
+        )
         if self.cloudwatch is not None:
             gate = self.gate
             self.cloudwatch.backlog_source = lambda: gate.depth + gate.in_flight
