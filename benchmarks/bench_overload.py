@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
-        **os.environ,
+        **os.environ,  # EMOJINET_REFUSAL_DELAY_S and other settings pass through
         "EMOJINET_BACKEND": args.backend,
         "EMOJINET_DEVICE": "cpu",
         "EMOJINET_MAX_QUEUE": str(args.max_queue),
@@ -312,7 +312,6 @@ def main() -> None:
     p.add_argument("--model", default="", help="release artifact (default: the built-in model)")
     p.add_argument("--backend", default="onnx", choices=["auto", "torch", "onnx"])
     p.add_argument("--max-queue", type=int, default=8, help="EMOJINET_MAX_QUEUE")
-    # EMOJINET_REFUSAL_DELAY_S and the rest of the environment pass through to the server.
     p.add_argument("--batch-size", type=int, default=8, help="EMOJINET_MAX_BATCH_SIZE")
     p.add_argument("--deadline", type=float, default=1.0, help="EMOJINET_QUEUE_DEADLINE_S")
     p.add_argument("--sweep", default="1,2,4,6,8", help="client counts to find saturation")

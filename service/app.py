@@ -23,7 +23,7 @@ from service.metrics import ServiceMetrics
 from service.middleware import RequestMiddleware
 from service.refusals import RefusalHold
 from service.routes import router
-from service.settings import Settings, model_lanes, queue_size
+from service.settings import Settings, queue_size_before_load
 from service.state import PredictorLike, ServiceState
 
 __all__ = ["create_app"]
@@ -59,10 +59,8 @@ def create_app(
     metrics = ServiceMetrics()
     drain = Drain()  # the shutdown clock: the state runs it, the middleware cuts slow bodies
     # The admission budget: the middleware admits, the state sizes and observes it.
-    # Sized for the CPU until the model is loaded (then for its device: ServiceState._ready).
     admission = Admission(
-        max_inputs=queue_size(settings.max_queue, "cpu", model_lanes(settings.model_lanes, "cpu")),
-        max_bytes=settings.max_pending_bytes,
+        max_inputs=queue_size_before_load(settings), max_bytes=settings.max_pending_bytes
     )
 
     # Held refusals take at most a quarter of the connections (service.refusals.RefusalHold).

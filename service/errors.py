@@ -72,11 +72,9 @@ def _simple(status: int, headers: Mapping[str, str] | None = None) -> Handler:
 async def hold_refusal(scope: Scope) -> None:
     """Wait out the request's refusal delay (:class:`~service.refusals.RefusalHold`, which the
     request middleware puts in the scope with the request's arrival time), if it gets one. A
-    waiting refusal holds no admission budget (``ServiceState.accept`` has given it back;
-    released here too, idempotently)."""
+    waiting refusal holds no admission budget: ``ServiceState.accept`` gave it back as the
+    refusal left it."""
     state = scope.get("state", {})
-    if (ticket := state.get("admission_ticket")) is not None:
-        ticket.release()
     hold: RefusalHold | None = state.get("refusal_hold")
     if hold is None or not (delay := hold.take()):
         return

@@ -12,10 +12,9 @@ it; while the image budget is full it refuses an inference request 429 and its b
 by count, unparsed, keeping the connection. The refusal waits ``Settings.refusal_delay_s`` from
 the headers (:class:`~service.refusals.RefusalHold`; a later request on the connection waits
 for it): a client that retries at once, heedless of Retry-After, then costs a header block a
-second instead of a flood of them. Only
-plain framing goes through the door (HTTP/1.1, one ``Content-Length``, no ``Transfer-Encoding``,
-``Expect`` or ``Connection: close``); anything else is parsed and refused as usual by the request
-middleware.
+second instead of a flood of them. Only plain framing goes through the door (HTTP/1.1, one
+``Content-Length``, no ``Transfer-Encoding``, ``Expect`` or ``Connection: close``); anything else
+is parsed and refused as usual by the request middleware.
 """
 
 from __future__ import annotations

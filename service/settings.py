@@ -219,6 +219,12 @@ def queue_size(configured: int, device: str, lanes: int) -> int:
     return 256 if device.startswith("cuda") else 24 * lanes
 
 
+def queue_size_before_load(s: Settings) -> int:
+    """The admission limit until the model's device is known: sized for the CPU (the state
+    resizes it for the model's device when the model is loaded)."""
+    return queue_size(s.max_queue, "cpu", model_lanes(s.model_lanes, "cpu"))
+
+
 def batch_size(configured: int, device: str) -> int:
     """The most inputs in one forward pass: ``configured``, or (0) 32 on a GPU and 8 on a CPU."""
     if configured:

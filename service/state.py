@@ -33,6 +33,7 @@ from service.settings import (
     cpu_threads_per_lane,
     model_lanes,
     queue_size,
+    queue_size_before_load,
 )
 
 __all__ = ["Accepted", "ModelNotReady", "PredictorLike", "ServiceState", "ShuttingDown"]
@@ -205,7 +206,7 @@ class ServiceState:
         s = self.settings
         assert self.preprocess_pool is not None
         if self.admission is None:
-            queue = queue_size(s.max_queue, "cpu", model_lanes(s.model_lanes, "cpu"))  # till loaded
+            queue = queue_size_before_load(s)
             self.admission = Admission(max_inputs=queue, max_bytes=s.max_pending_bytes)
         self.admission.retry_after_s = lambda: self.gate.retry_after_s() if self.gate else 1
         self.admission.observers = self._observers()
