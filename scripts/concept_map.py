@@ -8,11 +8,17 @@ For ImageNet class c and emoji e, with the WordNet ancestors a of c (c itself at
                               is a name of e; an ancestor above <= max_below_exact classes whose
                               first lemma is: golden retriever → dog → 🐕)
 
+and, where the curated list names emojis for c (``curated_score`` > 0), the automatic values
+of c are scaled by ``curated_damp`` and its listed emojis get at least
+``curated_score - 0.05 * position`` (0 = most fitting).
+
 ``sim`` mixes the cosine similarity of the synset's lemmas and of its lemmas + gloss with the
 emoji's names and keywords. Fuzzy similarity from broad ancestors ("animal", "artifact") is
 noise, so it only counts up to ``max_below`` classes; an exact name is reliable further up.
 A class maps to nothing when its best ``raw`` is under ``threshold``; otherwise its best emoji
-gets 1 and the next ``top_k - 1`` get ``exp((raw - best) / temperature)``.
+gets 1 and the next ``top_k - 1`` get ``exp((raw - best) / temperature)``; then each emoji's
+column is divided by ``max(1, column sum) ** column_power``, so that an emoji many classes
+point to (🐕: 118 breeds) does not gather their small probabilities on every picture.
 
 An image's scores: ``p @ A`` for its ImageNet probabilities ``p`` (softmax of logits divided by
 ``class_temperature``: above 1 spreads a scene over more classes), normalised to sum to 1 and
@@ -40,6 +46,9 @@ class MapKnobs:
     threshold: float = 0.55
     temperature: float = 0.1
     top_k: int = 10
+    curated_score: float = 0.0  # 0: the curated list is not used
+    curated_damp: float = 1.0
+    column_power: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +84,12 @@ def raw_affinity(ing: Ingredients, k: MapKnobs) -> np.ndarray:
         if named.size:
             row = np.maximum(row, (exact_head[named] - k.exact_step * d[named, None]).max(axis=0))
         raw[c] = row
+    if k.curated_score > 0:
+        listed = ing.curated > 0  # (1000, M)
+        has_list = listed.any(axis=1, keepdims=True)
+        raw = np.where(has_list, raw * k.curated_damp, raw)
+        curated = np.where(listed, k.curated_score - 0.05 * (ing.curated - 1), -np.inf)
+        raw = np.maximum(raw, curated).astype(np.float32)
     return raw
 
 
@@ -97,7 +112,13 @@ def normalise_rows(raw: np.ndarray, k: MapKnobs) -> np.ndarray:
 
 
 def affinity(ing: Ingredients, k: MapKnobs) -> np.ndarray:
-    return normalise_rows(raw_affinity(ing, k), k)
+    """(1000, M) class→emoji map: normalised rows, then each emoji's column divided by
+    ``max(1, its sum) ** column_power``: an emoji that 118 dog breeds all point to would
+    otherwise collect their small probabilities on every photo (a cat photo's third best was 🐕)."""
+    aff = normalise_rows(raw_affinity(ing, k), k)
+    if k.column_power > 0:
+        aff = aff / np.maximum(aff.sum(axis=0, keepdims=True), 1.0) ** k.column_power
+    return aff
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -8,9 +8,11 @@ every image; then, for each fold, the setting with the best objective on the *ot
 picked and scored on that fold. The reported figures are those held-out scores, every image
 counted exactly once, so no figure comes from data its knobs were chosen on. The objective is
 the mean over sets of (top-1 + top-5) / 2, so the 41 photographs weigh as much as 500
-Fashion-MNIST images. The shipped setting is the one best on all folds together.
+Fashion-MNIST images, and a setting that puts one emoji wrongly in the top 5 of too many of a
+set's pictures (``LEAK_LIMIT``) ranks below every setting that does not. The shipped setting is
+the one best on all folds together (about 11 minutes for 1,000 settings on 2 cores).
 
-    python scripts/tune_zeroshot.py [--trials 240] [--folds 5] [--models lite0] [--views full]
+    python scripts/tune_zeroshot.py [--trials 1000] [--folds 5] [--models lite0] [--views full]
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from concept_data import Ingredients, compute_ingredients
+from concept_data import Ingredients, compute_ingredients, usage_prior
 from concept_map import MapKnobs, ScoreKnobs, affinity, scores
-from zeroshot_cache import CACHE, dev_sets, emoji_outputs, set_outputs
+from zeroshot_cache import CACHE, NPM_DIR, dev_sets, emoji_outputs, set_outputs
 
 from emojinet.vocab import current_emojis
 from training.suggestions import LabelledImage, reliability
@@ -50,6 +52,9 @@ SPACE: dict[str, list[object]] = {
     "threshold": [0.3, 0.4, 0.5, 0.6, 0.7],
     "temperature": [0.03, 0.05, 0.1, 0.2],
     "top_k": [3, 10, 30],
+    "curated_score": [0.0, 0.8, 1.0, 1.2],
+    "curated_damp": [1.0, 0.7, 0.4],
+    "column_power": [0.0, 0.25, 0.5, 0.75],
     "class_temperature": [1.0, 1.5, 2.0, 3.0],
     "visual_weight": [0.0, 0.2, 0.35, 0.5, 0.7],
     "visual_temperature": [0.01, 0.02, 0.03, 0.05],
@@ -58,6 +63,10 @@ SPACE: dict[str, list[object]] = {
     "view": list(VIEWS),
 }
 MAP_KEYS = set(MapKnobs.__dataclass_fields__)
+# No emoji may be a wrong top-5 suggestion on more than 20% of a set's pictures; Fashion-MNIST
+# is ten kinds of clothing, where a near miss (👕 for a pullover) is in many top 5s by nature.
+LEAK_LIMIT = 0.2
+LEAK_LIMITS = {"fashion": 0.4}
 SCORE_KEYS = set(ScoreKnobs.__dataclass_fields__)
 
 
@@ -93,15 +102,28 @@ def load_data(emojis: tuple[str, ...], backbones: tuple[str, ...]) -> Data:
     return Data(sets, logits, feats, emoji_feats, accept)
 
 
-def hit_ranks(s: np.ndarray, accept: list[np.ndarray]) -> np.ndarray:
-    """(N,) 0-based rank of the first accepted emoji within the top 5; 5 when none."""
+def hit_ranks(s: np.ndarray, accept: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) 0-based rank of the first accepted emoji within the top 5 (5 when none), and
+    (N, 5) the top 5's emoji columns with -1 where the emoji is accepted."""
     top = np.argsort(-s, axis=1)[:, :5]
     out = np.full(len(accept), 5)
+    wrong = top.copy()
     for i, ok in enumerate(accept):
-        hits = np.flatnonzero(np.isin(top[i], ok))
-        if hits.size:
-            out[i] = hits[0]
-    return out
+        accepted = np.isin(top[i], ok)
+        wrong[i, accepted] = -1
+        if accepted.any():
+            out[i] = np.flatnonzero(accepted)[0]
+    return out, wrong
+
+
+def repeated_wrong(wrong: np.ndarray) -> tuple[int, float]:
+    """The emoji most often in a top 5 where it is not accepted, and the share of the images
+    it is so in (one emoji a setting puts on every picture: 🐕 on 98% of photos)."""
+    w = wrong[wrong >= 0]
+    if len(wrong) == 0 or w.size == 0:
+        return -1, 0.0
+    counts = np.bincount(w)
+    return int(counts.argmax()), float(counts.max() / len(wrong))
 
 
 def set_scores(
@@ -120,9 +142,12 @@ def set_scores(
     return np.mean(out, axis=0)  # type: ignore[no-any-return]
 
 
+Result = dict[str, tuple[np.ndarray, np.ndarray]]  # set → (hit ranks, wrong top-5 columns)
+
+
 def evaluate(
     data: Data, ing: Ingredients, setting: dict[str, object], prior: np.ndarray, cache: dict
-) -> dict[str, np.ndarray]:
+) -> Result:
     mk = MapKnobs(**{k: v for k, v in setting.items() if k in MAP_KEYS})  # type: ignore[arg-type]
     if mk not in cache:
         cache.clear()  # one map at a time is enough: settings are sorted by map knobs
@@ -133,13 +158,16 @@ def evaluate(
     }
 
 
-def objective(ranks: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> float:
-    vals = [
-        ((r[m] < 1).mean() + (r[m] < 5).mean()) / 2
-        for name, r in ranks.items()
-        if (m := masks[name]).any()
-    ]
-    return float(np.mean(vals))
+def objective(result: Result, masks: dict[str, np.ndarray]) -> float:
+    """Mean over sets of (top-1 + top-5) / 2 on the masked images, minus 1 when some emoji is
+    a wrong top-5 suggestion on more of a set's masked images than its limit allows: the hit
+    rates cannot see an emoji that is suggested for everything, users do."""
+    vals, leaks = [], False
+    for name, (r, wrong) in result.items():
+        if (m := masks[name]).any():
+            vals.append(((r[m] < 1).mean() + (r[m] < 5).mean()) / 2)
+            leaks |= repeated_wrong(wrong[m])[1] > LEAK_LIMITS.get(name, LEAK_LIMIT)
+    return float(np.mean(vals)) - (1.0 if leaks else 0.0)
 
 
 def sample_settings(
@@ -173,7 +201,7 @@ def folds_of(data: Data, n_folds: int, seed: int) -> dict[str, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="+", default=["lite0"], choices=list(MODELS))
@@ -188,18 +216,15 @@ def main() -> None:
         ing.save(ing_path)
     assert ing.emojis == current_emojis()
     data = load_data(ing.emojis, tuple(MODELS[m] for m in args.models))
-    prior = (
-        np.load(CACHE / "prior.npy")
-        if (CACHE / "prior.npy").is_file()
-        else np.ones(len(ing.emojis))
-    )
+    # The prior the build ships (usage counts, smoothed over subcategories).
+    _, prior = usage_prior(ing.emojis, NPM_DIR / "google" / "package" / "emoji.json")
     settings = sample_settings(args.trials, args.seed, args.models, args.views)
     t0, cache, results = time.perf_counter(), {}, []
     for i, setting in enumerate(settings):
         results.append(evaluate(data, ing, setting, prior, cache))
         if i % 25 == 0:
             print(f"{i}/{len(settings)} settings, {time.perf_counter() - t0:.0f} s", flush=True)
-    report = cross_validate(data, settings, results, args.folds, args.seed)
+    report = cross_validate(data, settings, results, args.folds, args.seed, ing.emojis)
     report["calibration"] = calibrate(
         data,
         ing,
@@ -216,32 +241,44 @@ def main() -> None:
 def cross_validate(
     data: Data,
     settings: list[dict[str, object]],
-    results: list[dict[str, np.ndarray]],
+    results: list[Result],
     n_folds: int,
     seed: int,
+    emojis: tuple[str, ...],
 ) -> dict[str, object]:
     folds = folds_of(data, n_folds, seed)
-    held: dict[str, np.ndarray] = {name: np.zeros(len(ims), int) for name, ims in data.sets.items()}
+    held: Result = {
+        name: (np.zeros(len(ims), int), np.zeros((len(ims), 5), int))
+        for name, ims in data.sets.items()
+    }
     picked = []
     for f in range(n_folds):
         train = {name: fo != f for name, fo in folds.items()}
         best = max(range(len(settings)), key=lambda i: objective(results[i], train))
         picked.append(best)
         for name, fo in folds.items():
-            held[name][fo == f] = results[best][name][fo == f]
+            for mine, theirs in zip(held[name], results[best][name], strict=True):
+                mine[fo == f] = theirs[fo == f]
     everything = {name: np.ones(len(ims), bool) for name, ims in data.sets.items()}
     final = max(range(len(settings)), key=lambda i: objective(results[i], everything))
     reference = next(i for i, s in enumerate(settings) if s.get("reference"))
 
-    def rates(r: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-        return {
-            name: {"n": len(x), "top1": float((x < 1).mean()), "top5": float((x < 5).mean())}
-            for name, x in r.items()
-        }
+    def rates(r: Result) -> dict[str, dict[str, object]]:
+        out: dict[str, dict[str, object]] = {}
+        for name, (x, wrong) in r.items():
+            col, share = repeated_wrong(wrong)
+            out[name] = {
+                "n": len(x),
+                "top1": float((x < 1).mean()),
+                "top5": float((x < 5).mean()),
+                "repeated_wrong": {"emoji": emojis[col] if col >= 0 else "", "share": share},
+            }
+        return out
 
     return {
         "folds": n_folds,
         "trials": len(settings),
+        "leak_limits": {name: LEAK_LIMITS.get(name, LEAK_LIMIT) for name in data.sets},
         "cross_validated": rates(held),
         "picked_per_fold": [settings[i] for i in picked],
         "final_setting": settings[final],
@@ -327,7 +364,11 @@ def print_report(report: dict[str, object]) -> None:
     for title in ("cross_validated", "final_on_all_data", "class_only_reference"):
         print(title)
         for name, r in report[title].items():  # type: ignore[attr-defined]
-            print(f"  {name:10s} n={r['n']:4d} top1 {r['top1']:.3f} top5 {r['top5']:.3f}")
+            wrong = r["repeated_wrong"]
+            print(
+                f"  {name:10s} n={r['n']:4d} top1 {r['top1']:.3f} top5 {r['top5']:.3f}  "
+                f"most repeated wrong: {wrong['emoji']} {wrong['share']:.2f}"
+            )
     print("final setting:", report["final_setting"])
     cal = report["calibration"]
     for kind in ("cross_validated_raw", "cross_validated_calibrated"):

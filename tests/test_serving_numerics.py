@@ -2,8 +2,10 @@
 
 ``tests/data/golden_suggestions.json`` holds the built-in model's top-5 emojis and scores for
 eight real photos, computed at commit e4b328f, before the serving path was rewritten (table
-normalisation, single-threaded lanes, passive ONNX Runtime threads). The server's way of running
-them must give the same emojis, in the same order, with scores within 1e-4.
+normalisation, single-threaded lanes, passive ONNX Runtime threads), and recomputed by this
+path when the model itself changed (2026-12-07: the curated concept map; the path did not change
+in that commit). The server's way of running them must give the same emojis, in the same order,
+with scores within 1e-4.
 """
 
 from __future__ import annotations

@@ -50,6 +50,20 @@ def test_worst_misses_are_the_confident_top5_misses() -> None:
     assert report.worst_misses[0].suggested == RANKED[3]
 
 
+def test_the_most_repeated_wrong_suggestion() -> None:
+    # 🐕 is in three top-5s: accepted for dog.jpg, wrong for the cat and the sea: 2 of 4.
+    ranked = [
+        ["🐈", "🐕", "🦁", "🐆", "🐅"],
+        ["🏖️", "🐕", "🌊", "🐚", "🐠"],
+        ["☁", "🌧️", "⛈️", "🌩️", "🌫"],
+        ["🐕", "🐩", "🐺", "🦊", "🐻"],
+    ]
+    report = score_set(_images(), ranked, [0.9, 0.4, 0.3, 0.8])
+    assert report.repeated_wrong == ("🐕", pytest.approx(0.5))
+    # Every wrong emoji once: the first of them, on 1 of 4.
+    assert score_set(_images(), RANKED, [0.9, 0.4, 0.3, 0.8]).repeated_wrong == ("🐯", 0.25)
+
+
 def test_reliability_bins_by_hand() -> None:
     # Two bins: scores 0.1, 0.2 (accepted once) and 0.8, 0.9 (accepted twice).
     r = reliability([0.1, 0.2, 0.8, 0.9], [True, False, True, True], bins=2)

@@ -13,7 +13,7 @@ score, a calibrated model's accept rate in a bin matches the bin's mean score.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -89,6 +89,9 @@ class SetReport:
     top5: float
     per_category: dict[str, dict[str, float]] = field(default_factory=dict)
     worst_misses: list[Miss] = field(default_factory=list)
+    #: The emoji most often in a top 5 where it is not accepted, and the share of the images
+    #: it is so in: hit rates cannot see a model that adds 🐕 to every picture, users do.
+    repeated_wrong: tuple[str, float] = ("", 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,7 +147,21 @@ def score_set(
         top5=float(np.mean(ranks < 5)) if n else 0.0,
         per_category=per_category,
         worst_misses=worst,
+        repeated_wrong=_repeated_wrong(images, ranked),
     )
+
+
+def _repeated_wrong(
+    images: Sequence[LabelledImage], ranked: Sequence[Sequence[str]]
+) -> tuple[str, float]:
+    wrong: Counter[str] = Counter()
+    for im, row in zip(images, ranked, strict=True):
+        want = {_key(a) for a in im.accept}
+        wrong.update(list(dict.fromkeys(e for e in row[:5] if _key(e) not in want)))
+    if not wrong:
+        return "", 0.0
+    emoji, count = wrong.most_common(1)[0]
+    return emoji, count / len(images)
 
 
 @dataclass
