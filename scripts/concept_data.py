@@ -242,9 +242,9 @@ def curated_table(emojis: tuple[str, ...], path: Path = CURATED_FILE) -> np.ndar
             raise SystemExit(f"{path}:{n}: {wnid!r} is not an ImageNet class or is repeated")
         seen.add(wnid)
         for pos, e in enumerate(picks.split()):
-            if e.replace(_VS16, "") not in col:
+            if (j := col.get(e.replace(_VS16, ""))) is None:
                 raise SystemExit(f"{path}:{n}: {e!r} is not a current emoji")
-            out[row[wnid], col[e.replace(_VS16, "")]] = pos + 1
+            out[row[wnid], j] = pos + 1
     if len(seen) != len(row):
         raise SystemExit(f"{path} lists {len(seen)} of the {len(row)} ImageNet classes")
     return out
