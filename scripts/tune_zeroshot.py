@@ -63,6 +63,7 @@ SPACE: dict[str, list[object]] = {
     "view": list(VIEWS),
 }
 MAP_KEYS = set(MapKnobs.__dataclass_fields__)
+SCORE_KEYS = set(ScoreKnobs.__dataclass_fields__)
 # No emoji may be a wrong top-5 suggestion on more than 20% of a set's pictures; Fashion-MNIST
 # is ten kinds of clothing, where a near miss (👕 for a pullover) is in many top 5s by nature.
 LEAK_LIMIT = 0.2
@@ -71,7 +72,6 @@ LEAK_LIMITS = {"fashion": 0.4}
 
 def leak_limit(set_name: str) -> float:
     return LEAK_LIMITS.get(set_name, LEAK_LIMIT)
-SCORE_KEYS = set(ScoreKnobs.__dataclass_fields__)
 
 
 @dataclass
