@@ -62,9 +62,7 @@ class BatchFn(Protocol):
 
 
 @dataclass
-class GateStats:
-    """Counters for tests and the benchmark."""
-
+class GateStats:  # counters for tests and the benchmark
     forward_passes: int = 0
     jobs_run: int = 0
     overloaded: int = 0
@@ -95,10 +93,12 @@ class DeviceGate:
         observers: receive queue waits, batch sizes, depth and rejections.
         executor: runs forward passes; by default ``lanes`` dedicated threads.
         lanes: how many forward passes may run at once (1: one lock on the device).
-        predict_alone: the pass for a batch that has the device to itself (no other lane busy,
-            nothing waiting): on a CPU one that may use every core. Default: ``predict``.
+        predict_alone: the pass for a batch that has the server to itself (no other lane busy,
+            nothing waiting or decoding, nothing else ``held``): on a CPU one that may use every
+            core, which a request being received or answered would wait for. Default: ``predict``.
         incoming: how many inputs are on their way to the queue (being decoded); the batch
             delay is only waited while some are. None: unknown, always wait.
+        held: how many inputs the server holds, each from its request's headers to its answer.
         stack: makes one batch of the inputs, in the lane (default ``np.stack``).
     """
 
@@ -115,6 +115,7 @@ class DeviceGate:
         lanes: int = 1,
         predict_alone: BatchFn | None = None,
         incoming: Callable[[], int] | None = None,
+        held: Callable[[], int] | None = None,
         stack: Stack | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1 or lanes < 1:
@@ -123,7 +124,7 @@ class DeviceGate:
             raise ValueError("queue_deadline_s must be > 0 and max_batch_delay_s >= 0")
         self.predict = predict
         self.predict_alone = predict_alone
-        self.incoming = incoming
+        self.incoming, self.held = incoming, held
         self.stack = stack or _stack_arrays
         self.max_batch_size = max_batch_size
         self.max_batch_delay_s = max_batch_delay_s
@@ -299,7 +300,8 @@ class DeviceGate:
                 self.lock.release()
                 continue
             busy = self._passes_in_flight or self._queue.waiting
-            alone = not (busy or (self.incoming and self.incoming()))
+            others = self.held() > len(jobs) if self.held else False
+            alone = not (busy or others or (self.incoming and self.incoming()))
             self._running += len(jobs)
             task = loop.create_task(self._one_batch(jobs, alone), name="batch")
             self._batches.add(task)
@@ -360,11 +362,10 @@ class DeviceGate:
 
     async def _pass(self, xs: list[Input], features: bool, alone: bool = False) -> Outputs:
         self._passes_in_flight += 1
-        self.stats.max_concurrent_passes = max(
-            self.stats.max_concurrent_passes, self._passes_in_flight
-        )
-        self.stats.forward_passes += 1
-        self.stats.batch_sizes.append(len(xs))
+        stats = self.stats
+        stats.max_concurrent_passes = max(stats.max_concurrent_passes, self._passes_in_flight)
+        stats.forward_passes += 1
+        stats.batch_sizes.append(len(xs))
         try:
             loop = asyncio.get_running_loop()
             fn = (self.predict_alone or self.predict) if alone else self.predict

@@ -227,9 +227,10 @@ class ServiceState:
         s = self.settings
         observers = self._observers()
         lanes, decoder = model_lanes(s.model_lanes, predictor.info.device), self.decoder
-        assert decoder is not None and self.admission is not None  # (_start_pipeline ran first)
+        admission = self.admission
+        assert decoder is not None and admission is not None  # (_start_pipeline ran first)
         queue = queue_size(s.max_queue, predictor.info.device, lanes)
-        self.admission.max_inputs = queue
+        admission.max_inputs = queue
         self.gate = DeviceGate(
             predictor.run_batch,
             max_batch_size=batch_size(s.max_batch_size, predictor.info.device),
@@ -240,6 +241,7 @@ class ServiceState:
             lanes=lanes,
             predict_alone=getattr(predictor, "run_batch_alone", None) if lanes > 1 else None,
             incoming=lambda: decoder.running + decoder.waiting,
+            held=lambda: admission.inputs,
             stack=getattr(predictor, "stack", None),
         )
         self.gate.start()

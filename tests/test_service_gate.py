@@ -396,3 +396,36 @@ def test_only_a_batch_with_the_device_to_itself_runs_alone() -> None:
     run(main)
     assert alone_sizes[0] == 1
     assert len(alone_sizes) <= 2, "with jobs waiting or a lane busy, passes are not alone"
+
+
+def test_a_batch_does_not_run_alone_while_the_server_holds_other_requests() -> None:
+    """A request still being received or answered (counted by ``held``) would have to wait
+    for a pass on every core, so a batch runs alone only when it is all the server holds."""
+    fake, alone_sizes, held = FakePredictor(delay_s=0.01), [], [1]
+
+    def alone(batch: np.ndarray, *, features: bool = False) -> Outputs:
+        alone_sizes.append(len(batch))
+        return fake.run_batch(batch, features=features)
+
+    async def main() -> None:
+        gate = DeviceGate(
+            fake.run_batch,  # type: ignore[arg-type]
+            max_batch_size=2,
+            lanes=2,
+            predict_alone=alone,
+            incoming=lambda: 0,
+            held=lambda: held[0],
+        )
+        gate.start()
+        try:
+            await gate.submit(job(1))  # the only request in the server: alone
+            held[0] = 4  # three more in the server, none decoding or queued yet
+            await gate.submit(job(2))
+            held[0] = 1
+            await gate.submit(job(3))
+        finally:
+            await gate.stop()
+
+    run(main)
+    assert alone_sizes == [1, 1], "the pass while others were held ran alone"
+    assert fake.calls == 3
