@@ -8,7 +8,9 @@ import asyncio
 import os
 import re
 import subprocess
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,17 +100,29 @@ def test_requests_past_the_queue_deadline_get_503_and_are_not_run() -> None:
 
 
 def test_a_failing_image_gets_500_and_the_rest_of_its_batch_is_answered() -> None:
-    fake = FakePredictor(delay_s=0.02)
-    app = create_app(settings(max_batch_size=8, max_batch_delay_ms=100), predictor=fake)
-    with ThreadedServer(app) as srv:
+    # One lane, held by a slow first pass while the six arrive, so that they wait together and
+    # are tried as one batch however loaded the machine is (the batch delay is only waited
+    # while photos are being decoded, not while their requests are still being received).
+    fake = FakePredictor(delay_s=0.5)
+    app = create_app(
+        settings(max_batch_size=8, max_batch_delay_ms=100, model_lanes=1, queue_deadline_s=30),
+        predictor=fake,
+    )
+    with ThreadedServer(app) as srv, ThreadPoolExecutor(1) as pool:
+        blocker = pool.submit(burst, srv.url, 1)
+        deadline = time.monotonic() + 10
+        while not fake.calls and time.monotonic() < deadline:
+            time.sleep(0.005)
+        fake.delay_s = 0.02  # the blocker's pass is asleep already
         answers = burst(srv.url, 6, lambda i: jpeg(WHITE if i == 2 else COLORS[i % 3]))
+        assert blocker.result()[0].status_code == 200
         assert [r.status_code for r in answers] == [200, 200, 500, 200, 200, 200]
         bad = answers[2]
         rid = bad.headers["x-request-id"]
         assert bad.json() == {
             "detail": f"internal server error; quote request id {rid} when reporting it"
         }
-        assert fake.batch_sizes[0] == 6, "the six should have been tried as one batch"
+        assert fake.batch_sizes[:2] == [1, 6], "the six should have been tried as one batch"
         assert httpx.get(f"{srv.url}/healthz").status_code == 200
         assert burst(srv.url, 2)[0].status_code == 200
 
