@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -365,23 +366,24 @@ def test_lanes_threads_batch_and_queue_size_follow_the_device(
     assert s.queue_size(7, "cpu", 2) == 7 and s.queue_size(7, "cuda", 1) == 7
 
 
-def test_only_a_batch_with_the_device_to_itself_runs_alone() -> None:
-    fake, alone_sizes, coming = FakePredictor(delay_s=0.02), [], [0]
+def two_lane_gate(fake: FakePredictor, alone_sizes: list[int], **kw: Any) -> DeviceGate:
+    """A started gate of two lanes and batches of 2 whose pass alone records its batch size."""
 
     def alone(batch: np.ndarray, *, features: bool = False) -> Outputs:
         alone_sizes.append(len(batch))
         return fake.run_batch(batch, features=features)
 
+    predict = fake.run_batch
+    gate = DeviceGate(predict, max_batch_size=2, lanes=2, predict_alone=alone, **kw)  # type: ignore[arg-type]
+    gate.start()
+    return gate
+
+
+def test_only_a_batch_with_the_device_to_itself_runs_alone() -> None:
+    fake, alone_sizes, coming = FakePredictor(delay_s=0.02), [], [0]
+
     async def main() -> None:
-        gate = DeviceGate(
-            fake.run_batch,  # type: ignore[arg-type]
-            max_batch_size=2,
-            max_batch_delay_s=0.05,
-            lanes=2,
-            predict_alone=alone,
-            incoming=lambda: coming[0],
-        )
-        gate.start()
+        gate = two_lane_gate(fake, alone_sizes, max_batch_delay_s=0.05, incoming=lambda: coming[0])
         try:
             t0 = time.perf_counter()
             await gate.submit(job(1))  # nothing else anywhere: alone, and no batch delay
@@ -403,20 +405,8 @@ def test_a_batch_does_not_run_alone_while_the_server_holds_other_requests() -> N
     for a pass on every core, so a batch runs alone only when it is all the server holds."""
     fake, alone_sizes, held = FakePredictor(delay_s=0.01), [], [1]
 
-    def alone(batch: np.ndarray, *, features: bool = False) -> Outputs:
-        alone_sizes.append(len(batch))
-        return fake.run_batch(batch, features=features)
-
     async def main() -> None:
-        gate = DeviceGate(
-            fake.run_batch,  # type: ignore[arg-type]
-            max_batch_size=2,
-            lanes=2,
-            predict_alone=alone,
-            incoming=lambda: 0,
-            held=lambda: held[0],
-        )
-        gate.start()
+        gate = two_lane_gate(fake, alone_sizes, incoming=lambda: 0, held=lambda: held[0])
         try:
             await gate.submit(job(1))  # the only request in the server: alone
             held[0] = 4  # three more in the server, none decoding or queued yet
