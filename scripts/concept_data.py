@@ -186,20 +186,18 @@ class Ingredients:
     @classmethod
     def load(cls, path: Path) -> Ingredients:
         with np.load(path) as d:
+            emojis = tuple(str(e) for e in d["emojis"])
+            synsets = tuple(str(s) for s in d["synsets"])
             return cls(
-                tuple(str(e) for e in d["emojis"]),
-                tuple(str(s) for s in d["synsets"]),
+                emojis,
+                synsets,
                 d["distance"],
                 d["n_classes_below"],
                 d["sim_name"],
                 d["sim_gloss"],
                 d["exact"],
-                d["exact_head"]
-                if "exact_head" in d.files
-                else exact_matches(
-                    tuple(str(e) for e in d["emojis"]), tuple(str(s) for s in d["synsets"])
-                )[1],
-                curated_table(tuple(str(e) for e in d["emojis"])),
+                d["exact_head"] if "exact_head" in d.files else exact_matches(emojis, synsets)[1],
+                curated_table(emojis),
             )
 
 

@@ -112,9 +112,7 @@ def normalise_rows(raw: np.ndarray, k: MapKnobs) -> np.ndarray:
 
 
 def affinity(ing: Ingredients, k: MapKnobs) -> np.ndarray:
-    """(1000, M) class→emoji map: normalised rows, then each emoji's column divided by
-    ``max(1, its sum) ** column_power``: an emoji that 118 dog breeds all point to would
-    otherwise collect their small probabilities on every photo (a cat photo's third best was 🐕)."""
+    """(1000, M) class→emoji map: normalised rows, then the column scaling (module docstring)."""
     aff = normalise_rows(raw_affinity(ing, k), k)
     if k.column_power > 0:
         aff = aff / np.maximum(aff.sum(axis=0, keepdims=True), 1.0) ** k.column_power
