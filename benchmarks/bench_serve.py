@@ -6,7 +6,8 @@ one thread: it costs little CPU), prints and writes as JSON: answers/s, p50, p99
 the server's CPU per answer split by thread (event loop: HTTP, multipart, routing, JSON; decode
 pool: decode, resize, normalise; model lanes) and the server's share of the **ceiling**: decode +
 preprocess + model in this process with no HTTP, in the best of two arrangements (one pass at a
-time on every core, or one single-threaded pass per core).
+time on every core, or one single-threaded pass per core), measured just before a photo's cells
+and again just after them, and their mean taken (the machine's speed drifts within minutes).
 
 With ``--peer`` it runs the same cells against LitServe (``benchmarks/peer_litserve.py``, same
 ONNX file, same preprocessing), cell by cell in turn with ``emojinet serve`` so that load drift
@@ -250,15 +251,31 @@ def ceiling(data: bytes, seconds: float) -> dict[str, float]:
 # -- the run --------------------------------------------------------------------------------
 
 
+def ceiling_around(data: bytes, seconds: float, before: dict[str, float]) -> dict[str, float]:
+    """The ceiling measured ``before`` a photo's cells and again now, after them: their mean
+    is what the cells are compared with (this machine's speed drifts by minutes)."""
+    after = ceiling(data, seconds)
+    out = {f"{k}_before": v for k, v in before.items()} | {
+        f"{k}_after": v for k, v in after.items()
+    }
+    for k in before:
+        out[k] = (before[k] + after[k]) / 2
+    return out
+
+
 def run_cells(
     args: argparse.Namespace, files: dict[str, Path]
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
-    """Every cell on ``emojinet serve``, then on the peer, photo by photo.
+) -> tuple[
+    dict[str, dict[str, float]], dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]
+]:
+    """The ceiling, every cell on ``emojinet serve`` and the ceiling again, then every cell on
+    the peer, photo by photo.
 
     The peer runs only for its own cells: an idle LitServe keeps about half a core busy (its
     worker polls its queue), which would be taken from the server being measured. An idle
     ``emojinet serve`` uses next to none, so it stays up.
     """
+    ceilings: dict[str, dict[str, float]] = {}
     ours: dict[str, list[dict[str, Any]]] = {name: [] for name in files}
     peer: dict[str, list[dict[str, Any]]] = {name: [] for name in files}
     proc, url = start_emojinet({})
@@ -267,9 +284,13 @@ def run_cells(
             wrk(url, path, 8, 2)
         names = thread_names(proc.pid)
         for name, path in files.items():
+            data, seconds = path.read_bytes(), min(args.seconds, 10.0)
+            before = ceiling(data, seconds)
             for c in args.clients:
                 ours[name].append(emojinet_cell(proc, url, path, c, args.seconds, names))
                 print(f"  emojinet {name} c={c}: {ours[name][-1]['answers_per_s']:.1f}/s")
+            ceilings[name] = ceiling_around(data, seconds, before)
+            print(f"  ceiling {name}: {ceilings[name]}")
             if not args.peer:
                 continue
             peer_proc, peer_url = start_peer(args.peer_python)
@@ -282,7 +303,7 @@ def run_cells(
                 stop(peer_proc)
     finally:
         stop(proc)
-    return ours, peer
+    return ceilings, ours, peer
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -333,9 +354,10 @@ def print_table(
             print(line)
     for name, c in ceilings.items():
         print(
-            f"ceiling {name}: {c['ceiling']:.1f} photos/s (one pass on all cores "
-            f"{c['one_pass_all_cores']:.1f}, one single-threaded pass per core "
-            f"{c['pass_per_core']:.1f})"
+            f"ceiling {name}: {c['ceiling']:.1f} photos/s, the mean of before and after the "
+            f"cells (one pass on all cores {c['one_pass_all_cores_before']:.1f} / "
+            f"{c['one_pass_all_cores_after']:.1f}, one single-threaded pass per core "
+            f"{c['pass_per_core_before']:.1f} / {c['pass_per_core_after']:.1f})"
         )
     print("\nCPU ms per answer, by thread (32 clients):")
     for name, rows in ours.items():
@@ -362,16 +384,12 @@ def main() -> None:
         raise SystemExit("needs wrk: sudo apt-get install wrk (make bench-serve does)")
 
     test = test_photos()
-    ceilings = {}
-    for name, (data, _) in test.items():
-        ceilings[name] = ceiling(data, min(args.seconds, 10.0))
-        print(f"ceiling {name}: {ceilings[name]}")
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for name, (data, _) in test.items():
             files[name] = Path(tmp) / f"{name}.jpg"
             files[name].write_bytes(data)
-        ours, peer = run_cells(args, files)
+        ceilings, ours, peer = run_cells(args, files)
     print_table(ceilings, ours, peer)
     result = {
         "machine": {

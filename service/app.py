@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from emojinet import __version__
 from emojinet.errors import ConfigError
 from service.admission import Admission, door
+from service.direct import answer_directly
 from service.drain import Drain
 from service.errors import install_error_handlers
 from service.metrics import ServiceMetrics
@@ -99,6 +100,7 @@ def create_app(
         drain=drain,
         admission=admission,
         refusal_hold=refusal_hold,
+        direct=answer_directly,  # POST /suggest without the routing (service.direct)
     )
     install_error_handlers(app)
     app.include_router(router)

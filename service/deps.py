@@ -10,9 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.state import ServiceState
 
-__all__ = ["Authorized", "StateDep", "get_state", "require_api_key"]
+__all__ = ["Authorized", "StateDep", "bearer", "check_api_key", "get_state", "require_api_key"]
 
-_bearer = HTTPBearer(auto_error=False, description="Required only when EMOJINET_API_KEYS is set.")
+bearer = HTTPBearer(auto_error=False, description="Required only when EMOJINET_API_KEYS is set.")
 
 
 # Both are async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a thread
@@ -26,13 +26,18 @@ StateDep = Annotated[ServiceState, Depends(get_state)]
 
 async def require_api_key(
     state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """401 unless ``Authorization: Bearer <key>`` names a configured key (no keys: open).
 
     Guards every endpoint that returns data: the inference endpoints, ``/model``, ``/emojis``
     and ``/metrics`` (a Prometheus scrape sends the key as ``authorization.credentials``).
     """
+    check_api_key(state, credentials)
+
+
+def check_api_key(state: ServiceState, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """:func:`require_api_key`'s check (``service.direct`` calls it too)."""
     keys = state.settings.api_keys
     if not keys:
         return

@@ -1,4 +1,5 @@
-"""uvicorn's h11 protocol with a header deadline, JSON answers for malformed HTTP, and a door.
+"""uvicorn's h11 protocol with a header deadline, JSON answers for malformed HTTP, a door, and
+one ``send`` an answer.
 
 uvicorn times out idle keep-alive connections, but not a connection that never sends a complete
 request: 32 silent sockets hold 32 of ``max_connections`` forever (``/healthz`` then answers
@@ -47,6 +48,46 @@ _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d{1,12})[ \t]*(?=\r\n
 _NOT_AT_DOOR = (b"\r\ntransfer-encoding:", b"\r\nexpect:", b"\r\nconnection: close")
 
 
+class _Coalescing:
+    """The connection's transport, sending what is written in one turn of the event loop in
+    one ``send``.
+
+    uvicorn writes an answer's status line and headers, then its body: two system calls and,
+    with ``TCP_NODELAY``, two packets an answer. Here they are joined and sent once the writing
+    task yields (``close`` sends what is pending first); everything else is the transport's.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _Protocol(H11Protocol):
     header_timeout_s = 10.0
     door: Door | None = None
@@ -62,6 +103,7 @@ class _Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = _Coalescing(transport, self.loop)  # type: ignore[assignment]
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:

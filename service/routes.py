@@ -30,9 +30,9 @@ from service.schemas import (
     Timing,
     VocabularyResponse,
 )
-from service.state import Accepted, PredictorLike
+from service.state import Accepted, PredictorLike, ServiceState
 
-__all__ = ["router"]
+__all__ = ["DEFAULT_TOP_K", "MAX_TOP_K", "answer_suggest", "router"]
 
 router = APIRouter()
 
@@ -75,6 +75,10 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"description": text[c], "content": {"application/json": {}}} for c in codes}
 
 
+DEFAULT_TOP_K = 5
+MAX_TOP_K = 50
+
+
 @router.post(
     "/suggest",
     response_model=SuggestResponse | MultiSuggestResponse,
@@ -86,12 +90,23 @@ async def suggest(
     request: Request,
     state: StateDep,
     _auth: Authorized,
-    top_k: Annotated[int, Query(ge=1, le=50, description="How many emojis per image.")] = 5,
+    top_k: Annotated[
+        int, Query(ge=1, le=MAX_TOP_K, description="How many emojis per image.")
+    ] = DEFAULT_TOP_K,
     threshold: Annotated[
         float | None, Query(ge=0.0, le=1.0, description="Drop emojis scoring below this.")
     ] = None,
 ) -> SuggestResponse | MultiSuggestResponse:
-    """One photo as the multipart field ``image`` or the raw body; several as ``images`` fields."""
+    """One photo as the multipart field ``image`` or the raw body; several as ``images`` fields.
+
+    Most requests are answered by :mod:`service.direct` with the same code, without routing."""
+    return await answer_suggest(request, state, top_k, threshold)
+
+
+async def answer_suggest(
+    request: Request, state: ServiceState, top_k: int, threshold: float | None
+) -> SuggestResponse | MultiSuggestResponse:
+    """``/suggest``'s work once the request is authorised and its query valid."""
     started = time.perf_counter()
     settings = state.settings
     # Admitted (or refused 429/503) before a byte of the body is read.
