@@ -251,6 +251,16 @@ def ceiling(data: bytes, seconds: float) -> dict[str, float]:
 # -- the run --------------------------------------------------------------------------------
 
 
+def peer_cell(python: str, photo: Path, c: int, s: float) -> dict[str, Any]:
+    """One cell on a LitServe started for it (and warmed up), stopped after it."""
+    proc, url = start_peer(python)
+    try:
+        wrk(url, photo, 8, 2)
+        return wrk(url, photo, c, s)
+    finally:
+        stop(proc)
+
+
 def ceiling_around(data: bytes, seconds: float, before: dict[str, float]) -> dict[str, float]:
     """The ceiling measured ``before`` a photo's cells and again now, after them: their mean
     is what the cells are compared with (this machine's speed drifts by minutes)."""
@@ -268,8 +278,8 @@ def run_cells(
 ) -> tuple[
     dict[str, dict[str, float]], dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]
 ]:
-    """The ceiling, every cell on ``emojinet serve`` and the ceiling again, then every cell on
-    the peer, photo by photo.
+    """Photo by photo: the ceiling, each cell on ``emojinet serve`` and on the peer back to
+    back (in turn first), and the ceiling again.
 
     The peer runs only for its own cells: an idle LitServe keeps about half a core busy (its
     worker polls its queue), which would be taken from the server being measured. An idle
@@ -286,21 +296,19 @@ def run_cells(
         for name, path in files.items():
             data, seconds = path.read_bytes(), min(args.seconds, 10.0)
             before = ceiling(data, seconds)
-            for c in args.clients:
-                ours[name].append(emojinet_cell(proc, url, path, c, args.seconds, names))
-                print(f"  emojinet {name} c={c}: {ours[name][-1]['answers_per_s']:.1f}/s")
+            for i, c in enumerate(args.clients):
+                # The two servers back to back, in turn first, so that drift hits both alike.
+                sides = ("emojinet", "litserve") if args.peer else ("emojinet",)
+                for side in sides if i % 2 == 0 else sides[::-1]:
+                    if side == "emojinet":
+                        row = emojinet_cell(proc, url, path, c, args.seconds, names)
+                        ours[name].append(row)
+                    else:
+                        row = peer_cell(args.peer_python, path, c, args.seconds)
+                        peer[name].append(row)
+                    print(f"  {side} {name} c={c}: {row['answers_per_s']:.1f}/s")
             ceilings[name] = ceiling_around(data, seconds, before)
             print(f"  ceiling {name}: {ceilings[name]}")
-            if not args.peer:
-                continue
-            peer_proc, peer_url = start_peer(args.peer_python)
-            try:
-                wrk(peer_url, path, 8, 2)
-                for c in args.clients:
-                    peer[name].append(wrk(peer_url, path, c, args.seconds))
-                    print(f"  litserve {name} c={c}: {peer[name][-1]['answers_per_s']:.1f}/s")
-            finally:
-                stop(peer_proc)
     finally:
         stop(proc)
     return ceilings, ours, peer

@@ -1,0 +1,123 @@
+"""The decode stage on an idle server: the header read and the decode in one thread job."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from service_helpers import jpeg
+
+from emojinet.errors import InvalidImageError
+from service.decoding import DecodeStage
+from service.refusals import DeadlineExceeded
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self.jobs = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.jobs += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size).save(buf, "PNG")
+    return buf.getvalue()
+
+
+class Preprocess:
+    """Counts its calls; sleeps ``delay_s`` in each."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.calls = 0
+
+    def __call__(self, data: bytes) -> np.ndarray:
+        self.calls += 1
+        time.sleep(self.delay_s)
+        return np.full((3, 2, 2), len(data), np.float32)
+
+
+def _stage(workers: int = 1) -> tuple[DecodeStage, CountingExecutor]:
+    executor = CountingExecutor(workers)
+    return DecodeStage(executor, workers=workers, max_pixels=40_000_000), executor
+
+
+def test_one_photo_on_an_idle_stage_is_one_job_header_included() -> None:
+    stage, executor = _stage()
+    pre = Preprocess()
+    photo = jpeg()
+
+    async def main() -> list[Any]:
+        return await stage.decode_all(pre, [photo], time.perf_counter() + 5, multi=False)
+
+    with executor:
+        (out,) = asyncio.run(main())
+    assert executor.jobs == 1 and pre.calls == 1
+    assert out[0, 0, 0] == len(photo)
+    assert stage.running == 0 and stage.waiting == 0
+
+
+def test_an_unreadable_photo_on_an_idle_stage_fails_alone_and_frees_its_slot() -> None:
+    stage, executor = _stage()
+    pre = Preprocess()
+
+    async def main() -> list[Any]:
+        with pytest.raises(InvalidImageError):
+            await stage.decode_all(pre, [b"not an image"], time.perf_counter() + 5, multi=False)
+        # The slot is free again: the next photo is decoded.
+        return await stage.decode_all(pre, [jpeg()], time.perf_counter() + 5, multi=False)
+
+    with executor:
+        assert len(asyncio.run(main())) == 1
+    assert pre.calls == 1  # never called for the unreadable one
+
+
+def test_a_photo_read_in_the_job_is_priced_for_the_requests_behind_it() -> None:
+    """The first photo's header (16 MP) is read in its job; a photo arriving while it decodes
+    sees that cost and is refused at once when it cannot be decoded by its deadline."""
+    stage, executor = _stage()
+    pre = Preprocess(delay_s=1.0)
+    big = _png((4000, 4000))
+
+    async def main() -> float:
+        first = asyncio.ensure_future(
+            stage.decode_all(pre, [big], time.perf_counter() + 10, multi=False)
+        )
+        while not pre.calls:  # the header is read and the decode has started
+            await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        with pytest.raises(DeadlineExceeded):
+            await stage.decode_all(pre, [jpeg()], time.perf_counter() + 0.1, multi=False)
+        refused_after = time.perf_counter() - started
+        await first
+        return refused_after
+
+    with executor:
+        refused_after = asyncio.run(main())
+    assert refused_after < 0.05, refused_after
+    assert pre.calls == 1
+
+
+def test_several_photos_or_a_busy_stage_read_headers_first() -> None:
+    stage, executor = _stage(workers=2)
+    pre = Preprocess()
+
+    async def main() -> list[Any]:
+        return await stage.decode_all(
+            pre, [jpeg(), jpeg((0, 0, 200))], time.perf_counter() + 5, multi=True
+        )
+
+    with executor:
+        assert len(asyncio.run(main())) == 2
+    assert executor.jobs == 2  # one per photo; the headers were read in another thread first
