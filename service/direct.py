@@ -95,7 +95,8 @@ async def answer_directly(scope: Scope, receive: Receive, send: Send) -> bool:
 
 def _handler(handlers: dict[Any, Any], exc: Exception) -> Any:
     """The handler Starlette's exception middleware would pick: by status code for an
-    ``HTTPException``, else by the exception's class and then its bases."""
+    ``HTTPException``, else by the exception's class and then its bases. (Starlette's own
+    lookup, ``starlette._exception_handler``, is private: these lines are not worth the risk.)"""
     if isinstance(exc, HTTPException) and exc.status_code in handlers:
         return handlers[exc.status_code]
     for cls in type(exc).__mro__:
