@@ -3,29 +3,64 @@
 Owns :class:`Job` (one input waiting for the device, and the future its caller awaits),
 :class:`GateResult` (what the caller gets back) and :class:`JobQueue`: arrival order, the count of
 waiting jobs, waiting a little for a batch to fill, and taking up to N jobs that can still start
-in time. It never runs a model: :mod:`service.gate` does.
+in time; and the types the gate is built from (:class:`BatchFn`, :class:`GateStats`). It never
+runs a model: :mod:`service.gate` does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from emojinet.backends import OutputRow
+from emojinet.backends import OutputRow, Outputs
 from emojinet.gpu_decode import EncodedJpeg
 
-__all__ = ["GateResult", "Job", "JobQueue", "JobState"]
+__all__ = ["BatchFn", "Deferred", "GateResult", "GateStats", "Job", "JobQueue", "JobState", "Stack"]
+__all__ += ["NotMade", "forward", "stack_arrays"]
 
 Array = npt.NDArray[np.float32]
 # A preprocessed input: an array, or a JPEG the model's device decodes (emojinet.gpu_decode).
 Input = Array | EncodedJpeg
+Stack = Callable[[list[Input]], Any]  # inputs → one batch for predict
+
+
+def stack_arrays(xs: list[Input]) -> Any:
+    return np.stack(xs)  # type: ignore[arg-type]  # only arrays unless ``stack`` is given
+
+
+class BatchFn(Protocol):
+    """One forward pass over a stacked batch, like :meth:`Predictor.run_batch`."""
+
+    def __call__(self, batch: Any, *, features: bool = False) -> Outputs:
+        """(N, *input_shape) → N rows; features only when asked for."""
+        ...
+
+
+@dataclass
+class GateStats:  # counters for tests and the benchmark
+    forward_passes: int = 0
+    jobs_run: int = 0
+    overloaded: int = 0
+    expired: int = 0
+    failed_batches: int = 0
+    max_concurrent_passes: int = 0
+    batch_sizes: Counter[int] = field(default_factory=Counter)  # passes by size (bounded)
+
+
+@dataclass(eq=False)
+class Deferred:
+    """An input made in the device's thread just before its pass (:meth:`DeviceGate.run_made`)."""
+
+    make: Callable[[], Input]
+    made_at: float = 0.0  # time.perf_counter() when ``make`` returned
 
 
 @dataclass(frozen=True)
@@ -45,7 +80,7 @@ JobState = Literal["waiting", "running", "done", "expired", "cancelled"]
 class Job:
     """One input on its way to the device."""
 
-    x: Input  # the preprocessed input, e.g. (3, H, W)
+    x: Input | Deferred  # the preprocessed input, e.g. (3, H, W)
     arrived: float  # time.perf_counter()
     deadline: float  # not started by then: dropped
     future: asyncio.Future[GateResult]
@@ -62,6 +97,40 @@ class Job:
         else:
             assert result is not None
             self.future.set_result(result)
+
+    def settle(self) -> None:
+        """Its caller is done with it: an error marked retrieved (no "never retrieved" log), a
+        result still to come discarded."""
+        if self.future.done() and not self.future.cancelled():
+            self.future.exception()
+        self.future.cancel()  # no-op for finished ones; a running one's row is discarded
+
+
+class NotMade(Exception):
+    """A deferred input's ``make`` failed (a bad photo, say): the pass never started."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def made(x: Input | Deferred) -> Input:
+    if not isinstance(x, Deferred):
+        return x
+    try:
+        made = x.make()
+    except Exception as exc:
+        raise NotMade(exc) from exc
+    x.made_at = time.perf_counter()
+    return made
+
+
+def forward(predict: BatchFn, stack: Stack, xs: list[Input | Deferred], features: bool) -> Outputs:
+    """Stack and run one batch (in the device thread, never on the event loop)."""
+    out = predict(stack([made(x) for x in xs]), features=features)
+    if len(out) != len(xs):
+        raise RuntimeError(f"the model returned {len(out)} rows for a batch of {len(xs)}")
+    return out
 
 
 class JobQueue:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +38,7 @@ __all__ = ["DecodeStage"]
 
 Array = npt.NDArray[np.float32]
 Preprocess = Callable[[bytes], Input]
+T = TypeVar("T")
 
 _LARGE = 1_000_000  # pixels; smaller images are cheap enough to always try once started
 # Optimistic on purpose (a 40 MP PNG takes 0.7-0.8 s on the 2-core dev machine): a cost that is
@@ -154,7 +157,7 @@ class DecodeStage:
 
         Errors about one image of several name it (``images[2]: ...``).
         """
-        if not multi and self._idle():  # nothing to be fair to: read the header in the job
+        if not multi and self.idle():  # nothing to be fair to: read the header in the job
             return [await self._decode_now(preprocess, images[0], deadline)]
         headers = await asyncio.to_thread(self._probe_all, images, multi)
         costs = [self.cost_s(h) for h in headers]
@@ -237,7 +240,7 @@ class DecodeStage:
         job = functools.partial(self._run, preprocess, data, header, deadline, wait_s)
         return await self._submit(job, cost_s)
 
-    def _idle(self) -> bool:
+    def idle(self) -> bool:
         """Nothing decoding or waiting to: a request's images need no turn or deadline check."""
         return not (self._running_ends or self.waiting) and self._slots.free > 0
 
@@ -246,15 +249,53 @@ class DecodeStage:
         decoding (one hand-off to a thread instead of two, for the latency of a lone client)."""
         await self._slots.acquire(-1, 0.0)  # free, and nobody waits: taken at once
         token = next(self._keys)
+        job = functools.partial(self._probe_and_run, preprocess, data, deadline, token)
+        return await self._submit(job, 0.0, token)  # an idle stage always tries
+
+    async def decode_in(
+        self,
+        run: Callable[[Callable[[], Input]], Awaitable[T]],
+        preprocess: Preprocess,
+        data: bytes,
+        deadline: float,
+    ) -> T:
+        """:meth:`_decode_now`, the job handed to ``run`` to run in a thread of its own (the
+        model's lane: decoding and the pass in one hand-off); ``run``'s result is returned. The
+        job gives the slot back when the image is decoded; if it never starts, this does."""
+        await self._slots.acquire(-1, 0.0)  # (idle: see :meth:`idle`)
+        token = next(self._keys)
+        self._running_ends[token] = time.perf_counter()
+        loop, guard, started = asyncio.get_running_loop(), threading.Lock(), [False]
 
         def job() -> Input:
-            header = probe_image(data, max_pixels=self.max_pixels)
-            # Its predicted end, for the requests arriving meanwhile (an existing key: the
-            # loop may read the dict, its size does not change).
-            self._running_ends[token] = time.perf_counter() + self.cost_s(header)
-            return self._run(preprocess, data, header, deadline, 0.0)
+            with guard:
+                if token not in self._running_ends:
+                    raise ShuttingDown("the request ended before its image was decoded")
+                started[0] = True
+            try:
+                return self._probe_and_run(preprocess, data, deadline, token)
+            finally:
+                loop.call_soon_threadsafe(self._free, token, None)
 
-        return await self._submit(job, 0.0, token)  # an idle stage always tries
+        try:
+            return await run(job)
+        except DeadlineExceeded:
+            self._dropped()
+            raise
+        finally:
+            with guard:
+                if not started[0] and token in self._running_ends:
+                    self._free(token, None)
+
+    def _probe_and_run(
+        self, preprocess: Preprocess, data: bytes, deadline: float, token: int
+    ) -> Input:
+        """In a worker thread: the header read and checked, then :meth:`_run`."""
+        header = probe_image(data, max_pixels=self.max_pixels)
+        # Its predicted end, for the requests arriving meanwhile (an existing key: the loop may
+        # read the dict, its size does not change).
+        self._running_ends[token] = time.perf_counter() + self.cost_s(header)
+        return self._run(preprocess, data, header, deadline, 0.0)
 
     async def _submit(
         self, job: Callable[[], Input], cost_s: float, token: int | None = None

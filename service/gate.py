@@ -1,19 +1,15 @@
 """The device gate: one lock on the device, a bounded queue in front of it, batching behind it.
 
 Owns :class:`DeviceGate`: admission to the queue, the batcher task, the forward passes and their
-failures. (The queue itself, the jobs and their results are in :mod:`service.batching`.)
-
-Callers hand the gate *jobs*: one preprocessed input each (``(3, H, W)`` for images), and
-whether they need the backbone features. A single batcher task waits for jobs, takes the device
-lock, collects up to ``max_batch_size`` waiting jobs (optionally waiting ``max_batch_delay_s`` to
-fill the batch), stacks them and runs one forward pass in a dedicated thread, then hands each
-caller its own :class:`~emojinet.backends.OutputRow`. A CPU is several devices in one: with
-``lanes`` > 1 the lock has that many permits and as many batches run at once, each on its own
-thread (one per core, each pass single-threaded: measured faster on a CPU than one pass spread
-over every core, see ``benchmarks/bench_serve.py``); a GPU has one lane. Features are asked of
-the model only for a batch in which some job needs them. What a row means (top-k emojis, a
-sampled distribution …) is the caller's business, so every endpoint that needs the model shares
-this one gate.
+failures (the queue, the jobs and their results are in :mod:`service.batching`). Callers hand it
+*jobs*: one preprocessed input each, and whether they need the backbone features. A batcher task
+takes the device lock, collects up to ``max_batch_size`` waiting jobs (waiting up to
+``max_batch_delay_s`` for more), stacks them and runs one pass in a dedicated thread, then hands
+each caller its :class:`~emojinet.backends.OutputRow`. On a CPU the lock has one permit per
+core (``lanes``), each pass single-threaded (faster than one pass over every core:
+``benchmarks/bench_serve.py``); a GPU has one lane. A request with the server to itself skips
+the queue: its input is made (decoded) and run in one lane job (:meth:`DeviceGate.run_made`).
+Every endpoint that needs the model shares this one gate.
 
 Backpressure: when ``max_queue`` jobs are already waiting, :meth:`DeviceGate.submit_many` raises
 :class:`Overloaded` at once (:class:`TooManyInputs` when they could never fit). A job not started
@@ -32,52 +28,16 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import numpy as np
 
 from emojinet.backends import Outputs
-from service.batching import GateResult, Input, Job, JobQueue
+from service import batching
+from service.batching import BatchFn, Deferred, GateResult, GateStats, Input, Job, JobQueue
 from service.refusals import DeadlineExceeded, GateError, GateObserver, Overloaded, TooManyInputs
 
 __all__ = ["BatchFn", "DeadlineExceeded", "DeviceGate", "GateError", "GateObserver", "GateResult"]
 __all__ += ["GateStats", "Overloaded", "TooManyInputs"]
 
 log = logging.getLogger(__name__)
-
-Stack = Callable[[list[Input]], Any]  # inputs → one batch for predict
-
-
-def _stack_arrays(xs: list[Input]) -> Any:
-    return np.stack(xs)  # type: ignore[arg-type]  # only arrays unless ``stack`` is given
-
-
-class BatchFn(Protocol):
-    """One forward pass over a stacked batch, like :meth:`Predictor.run_batch`."""
-
-    def __call__(self, batch: Any, *, features: bool = False) -> Outputs:
-        """(N, *input_shape) → N rows; features only when asked for."""
-        ...
-
-
-@dataclass
-class GateStats:  # counters for tests and the benchmark
-    forward_passes: int = 0
-    jobs_run: int = 0
-    overloaded: int = 0
-    expired: int = 0
-    failed_batches: int = 0
-    max_concurrent_passes: int = 0
-    batch_sizes: list[int] = field(default_factory=list)
-
-
-def _forward(predict: BatchFn, stack: Stack, xs: list[Input], features: bool) -> Outputs:
-    """Stack and run one batch (in the device thread, never on the event loop)."""
-    out = predict(stack(xs), features=features)
-    if len(out) != len(xs):
-        raise RuntimeError(f"the model returned {len(out)} rows for a batch of {len(xs)}")
-    return out
 
 
 class DeviceGate:
@@ -116,7 +76,7 @@ class DeviceGate:
         predict_alone: BatchFn | None = None,
         incoming: Callable[[], int] | None = None,
         held: Callable[[], int] | None = None,
-        stack: Stack | None = None,
+        stack: batching.Stack | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1 or lanes < 1:
             raise ValueError("max_batch_size, max_queue and lanes must be at least 1")
@@ -125,7 +85,7 @@ class DeviceGate:
         self.predict = predict
         self.predict_alone = predict_alone
         self.incoming, self.held = incoming, held
-        self.stack = stack or _stack_arrays
+        self.stack = stack or batching.stack_arrays
         self.max_batch_size = max_batch_size
         self.max_batch_delay_s = max_batch_delay_s
         self.max_queue = max_queue
@@ -267,9 +227,43 @@ class DeviceGate:
             for job in jobs:  # on error or cancellation: the waiting ones never run
                 if job.state == "waiting":
                     self._queue.drop(job, "cancelled")
-                if job.future.done() and not job.future.cancelled():
-                    job.future.exception()  # mark it retrieved: no "never retrieved" log
-                job.future.cancel()  # no-op for finished ones; a running one's row is discarded
+                job.settle()
+
+    def idle_for(self, n: int) -> bool:
+        """Nothing waits or runs on the device, a lane is free, and the server holds no inputs
+        but the caller's ``n``: :meth:`run_made` may be used."""
+        return (
+            self._closed is None
+            and self._task is not None
+            and not self._task.done()
+            and not (self._queue.waiting or self._running or self.lock.locked())
+            and (self.held is None or self.held() <= n)
+        )
+
+    async def run_made(self, make: Callable[[], Input], *, features: bool = False) -> GateResult:
+        """One input made by ``make`` (decoded, say) and run at once in one lane job, with
+        :attr:`predict_alone`: one hand-off to a thread, not two, for a lone request (only when
+        :meth:`idle_for` says so). What ``make`` raises is raised here, and is no pass."""
+        if not self.idle_for(1):
+            raise RuntimeError("run_made needs an idle gate: check idle_for() first")
+        await self.lock.acquire()  # a free permit: taken without waiting
+        future = asyncio.get_running_loop().create_future()
+        job = Job(Deferred(make), time.perf_counter(), math.inf, future, features, "running")
+        self._notify("queue_wait", 0.0, ran=True)
+        self._launch([job], alone=True)
+        self._callers += 1
+        try:
+            return await job.future
+        finally:
+            self._callers -= 1
+            job.settle()
+
+    def _launch(self, jobs: list[Job], alone: bool) -> None:
+        """Run ``jobs`` as one batch in the lane whose permit the caller took."""
+        self._running += len(jobs)
+        task = asyncio.get_running_loop().create_task(self._one_batch(jobs, alone), name="batch")
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
 
     async def _result(self, job: Job) -> GateResult:
         if job.state == "waiting":
@@ -283,7 +277,6 @@ class DeviceGate:
 
     async def _batcher(self) -> None:
         """Take a free lane, collect a batch, run it in the lane; again (no await on the run)."""
-        loop = asyncio.get_running_loop()
         while True:
             await self._queue.arrived.wait()
             await self.lock.acquire()
@@ -302,10 +295,7 @@ class DeviceGate:
             busy = self._passes_in_flight or self._queue.waiting
             others = self.held() > len(jobs) if self.held else False
             alone = not (busy or others or (self.incoming and self.incoming()))
-            self._running += len(jobs)
-            task = loop.create_task(self._one_batch(jobs, alone), name="batch")
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
+            self._launch(jobs, alone)
 
     async def _collect(self) -> list[Job]:
         """The jobs of the next batch (after waiting up to the batch delay for more)."""
@@ -334,6 +324,11 @@ class DeviceGate:
         started = time.perf_counter()
         try:
             out = await self._pass([j.x for j in jobs], any(j.features for j in jobs), alone)
+        except batching.NotMade as exc:  # a deferred job's input could not be made: no pass ran
+            self.stats.forward_passes -= 1
+            self.stats.batch_sizes[1] -= 1
+            jobs[0].finish(exc=exc.error)
+            return
         except Exception as exc:
             self.stats.failed_batches += 1
             self._notify("batch", len(jobs), time.perf_counter() - started, ok=False)
@@ -351,6 +346,9 @@ class DeviceGate:
                     row = one.rows()[0]
                     job.finish(GateResult(row, started - job.arrived, time.perf_counter() - t0, 1))
             return
+        for job in jobs:  # a deferred job reaches the device when its input is made
+            if isinstance(job.x, Deferred):
+                started = job.arrived = max(started, job.x.made_at)
         seconds = time.perf_counter() - started
         self._ewma_batch_s = (
             seconds if not self._ewma_batch_s else 0.8 * self._ewma_batch_s + 0.2 * seconds
@@ -360,17 +358,19 @@ class DeviceGate:
         for job, row in zip(jobs, out.rows(), strict=True):
             job.finish(GateResult(row, started - job.arrived, seconds, len(jobs)))
 
-    async def _pass(self, xs: list[Input], features: bool, alone: bool = False) -> Outputs:
+    async def _pass(
+        self, xs: list[Input | Deferred], features: bool, alone: bool = False
+    ) -> Outputs:
         self._passes_in_flight += 1
         stats = self.stats
         stats.max_concurrent_passes = max(stats.max_concurrent_passes, self._passes_in_flight)
         stats.forward_passes += 1
-        stats.batch_sizes.append(len(xs))
+        stats.batch_sizes[len(xs)] += 1
         try:
             loop = asyncio.get_running_loop()
             fn = (self.predict_alone or self.predict) if alone else self.predict
             return await loop.run_in_executor(
-                self._executor, _forward, fn, self.stack, xs, features
+                self._executor, batching.forward, fn, self.stack, xs, features
             )
         finally:
             self._passes_in_flight -= 1

@@ -231,8 +231,12 @@ def _ms(seconds: float) -> float:
 async def _decode_and_run(
     work: Accepted, images: list[bytes], deadline: float, multi: bool, *, features: bool = False
 ) -> list[GateResult]:
-    arrays = await work.decoder.decode_all(work.prepare, images, deadline, multi=multi)
-    return await work.gate.submit_many(arrays, deadline=deadline, features=features)
+    gate, decoder = work.gate, work.decoder
+    if not multi and decoder.idle() and gate.idle_for(1):  # a lone request: one thread job
+        run = functools.partial(gate.run_made, features=features)
+        return [await decoder.decode_in(run, work.prepare, images[0], deadline)]
+    arrays = await decoder.decode_all(work.prepare, images, deadline, multi=multi)
+    return await gate.submit_many(arrays, deadline=deadline, features=features)
 
 
 def _emojis(
