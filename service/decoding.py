@@ -48,6 +48,14 @@ _PRIOR_S_PER_PIXEL = 12e-9
 _HALF_LIFE_S = 10.0
 
 
+def _too_late(finish_in: float, deadline_in: float) -> DeadlineExceeded:
+    return DeadlineExceeded(
+        f"the server is busy: decoding this request's images would end about {finish_in:.1f} s "
+        f"from now, after its {deadline_in:.1f} s queue deadline, so nothing was decoded; retry "
+        "after the Retry-After delay"
+    )
+
+
 class _FairSlots:
     """``workers`` slots handed out round-robin between requests (each a ``key``).
 
@@ -157,8 +165,8 @@ class DecodeStage:
 
         Errors about one image of several name it (``images[2]: ...``).
         """
-        if not multi and self.idle():  # nothing to be fair to: read the header in the job
-            return [await self._decode_now(preprocess, images[0], deadline)]
+        if not multi and self._slots.free and not self.waiting:  # a slot now: no turn to wait
+            return [await self._decode_now(preprocess, images[0], deadline, check=not self.idle())]
         headers = await asyncio.to_thread(self._probe_all, images, multi)
         costs = [self.cost_s(h) for h in headers]
         self._check_in_time(costs, deadline)
@@ -206,11 +214,7 @@ class DecodeStage:
         if finish <= deadline:
             return
         self._dropped()
-        raise DeadlineExceeded(
-            f"the server is busy: decoding this request's images would end about "
-            f"{finish - now:.1f} s from now, after its {deadline - now:.1f} s queue deadline, "
-            "so nothing was decoded; retry after the Retry-After delay"
-        )
+        raise _too_late(finish - now, deadline - now)
 
     async def _decode(
         self,
@@ -244,13 +248,16 @@ class DecodeStage:
         """Nothing decoding or waiting to: a request's images need no turn or deadline check."""
         return not (self._running_ends or self.waiting) and self._slots.free > 0
 
-    async def _decode_now(self, preprocess: Preprocess, data: bytes, deadline: float) -> Input:
-        """One image on an idle stage: its header read and checked in the same job as its
-        decoding (one hand-off to a thread instead of two, for the latency of a lone client)."""
+    async def _decode_now(
+        self, preprocess: Preprocess, data: bytes, deadline: float, *, check: bool
+    ) -> Input:
+        """One image with a slot free for it: its header read and checked in the same job as
+        its decoding (one hand-off to a thread instead of two). ``check``: refuse it there, before
+        decoding, if it would miss the deadline (an idle stage always tries)."""
         await self._slots.acquire(-1, 0.0)  # free, and nobody waits: taken at once
         token = next(self._keys)
-        job = functools.partial(self._probe_and_run, preprocess, data, deadline, token)
-        return await self._submit(job, 0.0, token)  # an idle stage always tries
+        job = functools.partial(self._probe_and_run, preprocess, data, deadline, token, check)
+        return await self._submit(job, 0.0, token)
 
     async def decode_in(
         self,
@@ -288,14 +295,19 @@ class DecodeStage:
                     self._free(token, None)
 
     def _probe_and_run(
-        self, preprocess: Preprocess, data: bytes, deadline: float, token: int
+        self, preprocess: Preprocess, data: bytes, deadline: float, token: int, check: bool = False
     ) -> Input:
-        """In a worker thread: the header read and checked, then :meth:`_run`."""
+        """In a worker thread: the header read and checked (and with ``check`` the deadline, as
+        :meth:`_check_in_time` does for a slot free at once), then :meth:`_run`."""
         header = probe_image(data, max_pixels=self.max_pixels)
+        now, cost = time.perf_counter(), self.cost_s(header)
         # Its predicted end, for the requests arriving meanwhile (an existing key: the loop may
         # read the dict, its size does not change).
-        self._running_ends[token] = time.perf_counter() + self.cost_s(header)
-        return self._run(preprocess, data, header, deadline, 0.0)
+        self._running_ends[token] = now + cost
+        wait = self.expected_device_wait_s() if check else 0.0
+        if check and now + cost + wait > deadline:
+            raise _too_late(cost + wait, deadline - now)
+        return self._run(preprocess, data, header, deadline, wait)
 
     async def _submit(
         self, job: Callable[[], Input], cost_s: float, token: int | None = None

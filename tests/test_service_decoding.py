@@ -121,3 +121,57 @@ def test_several_photos_or_a_busy_stage_read_headers_first() -> None:
     with executor:
         assert len(asyncio.run(main())) == 2
     assert executor.jobs == 2  # one per photo; the headers were read in another thread first
+
+
+def _second_photo_while_one_decodes(
+    device_wait_s: float,
+) -> tuple[Exception | None, CountingExecutor, Preprocess, list[str]]:
+    """Two slots; a slow photo takes one, then a small photo comes: its header is read in its
+    own decode job (the slot is free at once), and checked against its deadline there."""
+    executor = CountingExecutor(2)
+    refused: list[str] = []
+
+    class Observer:
+        def rejected(self, reason: str) -> None:
+            refused.append(reason)
+
+    stage = DecodeStage(
+        executor,
+        workers=2,
+        max_pixels=40_000_000,
+        expected_device_wait_s=lambda: device_wait_s,
+        observers=[Observer()],  # type: ignore[list-item]
+    )
+    pre = Preprocess(delay_s=0.3)
+
+    async def main() -> Exception | None:
+        first = asyncio.ensure_future(
+            stage.decode_all(pre, [jpeg()], time.perf_counter() + 10, multi=False)
+        )
+        while not pre.calls:
+            await asyncio.sleep(0.01)
+        assert not stage.idle() and stage.running == 1
+        try:
+            await stage.decode_all(pre, [jpeg()], time.perf_counter() + 1.0, multi=False)
+            error = None
+        except DeadlineExceeded as exc:
+            error = exc
+        await first
+        return error
+
+    with executor:
+        error = asyncio.run(main())
+    return error, executor, pre, refused
+
+
+def test_a_photo_with_a_slot_free_is_read_and_decoded_in_one_job() -> None:
+    error, executor, pre, refused = _second_photo_while_one_decodes(device_wait_s=0.0)
+    assert error is None and refused == []
+    assert executor.jobs == 2 and pre.calls == 2  # one job each, no header job
+
+
+def test_a_photo_with_a_slot_free_is_refused_in_its_job_before_decoding_when_late() -> None:
+    error, executor, pre, refused = _second_photo_while_one_decodes(device_wait_s=5.0)
+    assert error is not None and "queue deadline" in str(error)
+    assert executor.jobs == 2 and pre.calls == 1  # read, found late, not decoded
+    assert refused == ["deadline"]
