@@ -4,7 +4,8 @@ For each case an image is written at the largest size the service accepts (40 MP
 10 MP for WebP), or at an absurd shape, then decoded and preprocessed exactly as a request is
 (``decode_image(draft_size=resize_size)`` + the eval preset), each in a fresh process so the
 peak resident memory (``ru_maxrss``) above the process's warm baseline is this image's alone.
-Prints a table and writes JSON.
+The last cases are small pictures with padded headers (what Pillow reads in Python, one piece at
+a time). Prints a table and writes JSON.
 
     python benchmarks/bench_decode.py
     python benchmarks/bench_decode.py --max-pixels 12000000
@@ -20,6 +21,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +95,26 @@ def cases(max_pixels: int) -> dict[str, bytes]:
         "PNG 4000x1": encode(Image.new("L", (4_000, 1)), "PNG"),
         "PNG 100000x1": encode(Image.new("L", (100_000, 1)), "PNG"),
         "PNG 40000000x1": encode(Image.new("L", (40_000_000, 1)), "PNG"),
+        **padded_headers(),
+    }
+
+
+def padded_headers() -> dict[str, bytes]:
+    """64x64 pictures whose headers are padded with legal filler (cheap to send, read by
+    Pillow one piece at a time): 4 MB for JPEG, 1 MB for PNG and GIF."""
+    small = Image.new("RGB", (64, 64), (1, 2, 3))
+    jpeg, png, gif = (encode(small, fmt) for fmt in ("JPEG", "PNG", "GIF"))
+    empty_png_chunk = b"\0\0\0\0abCd" + zlib.crc32(b"abCd").to_bytes(4, "big")
+    image_block = gif.index(b"\x2c")
+    return {
+        "JPEG, 4 MB of empty segments": jpeg[:2] + b"\xff\xfe\0\2" * (1 << 20) + jpeg[2:],
+        "JPEG, 4 MB of fill bytes": jpeg[:2] + b"\xff" * (4 << 20) + jpeg[2:],
+        "PNG, 1 MB of empty chunks": png[:33] + empty_png_chunk * ((1 << 20) // 12) + png[33:],
+        "GIF, 1 MB of 1-byte blocks": gif[:image_block]
+        + b"\x21\xfe"
+        + b"\x01a" * (1 << 19)
+        + b"\0"
+        + gif[image_block:],
     }
 
 

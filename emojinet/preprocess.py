@@ -25,6 +25,7 @@ from emojinet.errors import (
     InvalidImageError,
     UnsupportedImageFormatError,
 )
+from emojinet.headers import check_header
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -191,6 +192,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Open lazily (the header only) with the supported plugins, and check the size."""
     if not data:
         raise InvalidImageError("the image is empty (0 bytes)")
+    check_header(data)  # a header that would take Pillow seconds to read is refused unread
     img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     _check_size(*img.size, max_pixels)
     copies = _FULL_SIZE_COPIES.get(str(img.format), 1)

@@ -1,0 +1,118 @@
+"""Headers padded to be slow to read are refused unread; real headers of any usual size pass."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import httpx
+import pytest
+from PIL import Image
+from service_helpers import FakePredictor, ThreadedServer
+
+from benchmarks.bench_decode import padded_headers  # the benchmark's own cases
+from emojinet.errors import InvalidImageError
+from emojinet.headers import MAX_FILL, MAX_SEGMENTS, check_header
+from emojinet.preprocess import decode_image, probe_image
+from service.app import create_app
+from service.settings import Settings
+
+
+def _encode(fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).convert("P" if fmt == "GIF" else "RGB").save(
+        buf, fmt, **kw
+    )
+    return buf.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _jpeg_with(segment: bytes, n: int) -> bytes:
+    jpeg = _encode("JPEG")
+    return jpeg[:2] + segment * n + jpeg[2:]
+
+
+def _png_with(chunk: bytes, n: int) -> bytes:
+    png = _encode("PNG")
+    return png[:33] + chunk * n + png[33:]  # after the signature and IHDR
+
+
+def _gif_with(extension_body: bytes) -> bytes:
+    gif = _encode("GIF")
+    at = gif.index(b"\x2c")  # the image descriptor
+    return gif[:at] + b"\x21\xfe" + extension_body + b"\x00" + gif[at:]
+
+
+@pytest.mark.parametrize("name", list(padded_headers()))
+def test_the_benchmarks_padded_headers_are_refused_by_probe_and_decode(name: str) -> None:
+    data = padded_headers()[name]
+    for read in (probe_image, decode_image):
+        with pytest.raises(InvalidImageError, match="header has more than"):
+            read(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _jpeg_with(b"\xff\xfe\x00\x02", MAX_SEGMENTS + 1),  # empty comments
+        _jpeg_with(b"\xff", MAX_FILL + 2),  # fill bytes before a marker
+        _jpeg_with(b"\x00", MAX_FILL + 1),  # junk Pillow would skip byte by byte
+        _png_with(_png_chunk(b"abCd", b""), MAX_SEGMENTS + 1),
+        _gif_with(b"\x01a" * (MAX_SEGMENTS + 1)),
+        _encode("GIF")[:13] + b"\x00" * (MAX_FILL + 1) + _encode("GIF")[13:],
+    ],
+    ids=["jpeg-segments", "jpeg-fill", "jpeg-junk", "png-chunks", "gif-blocks", "gif-stray"],
+)
+def test_one_over_each_bound_is_refused(data: bytes) -> None:
+    with pytest.raises(InvalidImageError, match="refused unread"):
+        check_header(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _jpeg_with(b"\xff\xfe\x00\x02", MAX_SEGMENTS - 10),
+        _jpeg_with(b"\xff\xe2\xff\xff" + b"\x00" * 65_533, 16),  # a 1 MB ICC profile's APP2s
+        _encode("JPEG", progressive=True, exif=Image.Exif().tobytes()),
+        _png_with(_png_chunk(b"tEXt", b"Comment\x00" + b"x" * 100_000), 20),
+        _encode("PNG", optimize=True),
+        _gif_with(b"\xffa" + b"a" * 254),
+        _encode("TIFF"),
+        _encode("WEBP"),
+        _encode("BMP"),
+    ],
+    ids=[
+        "jpeg-many",
+        "jpeg-icc",
+        "jpeg-progressive",
+        "png-text",
+        "png",
+        "gif",
+        "tiff",
+        "webp",
+        "bmp",
+    ],
+)
+def test_usual_headers_pass_and_decode(data: bytes) -> None:
+    check_header(data)
+    assert decode_image(data).size == (64, 48)
+
+
+def test_truncated_or_odd_headers_are_left_to_pillow() -> None:
+    for data in (b"\xff\xd8", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n\x00", b"GIF89a", b"BM"):
+        check_header(data)  # nothing to count: Pillow reports what is wrong
+        with pytest.raises(InvalidImageError):
+            probe_image(data)
+
+
+def test_the_server_answers_a_padded_header_with_400() -> None:
+    settings = Settings(max_body_bytes=8_000_000)
+    data = padded_headers()["JPEG, 4 MB of empty segments"]
+    with ThreadedServer(create_app(settings, predictor=FakePredictor())) as srv:
+        r = httpx.post(f"{srv.url}/suggest", files={"image": ("x.jpg", data)}, timeout=30)
+    assert r.status_code == 400
+    assert "header has more than 1,024 segments" in r.json()["detail"]
