@@ -115,14 +115,15 @@ class NotMade(Exception):
 
 
 def made(x: Input | Deferred) -> Input:
+    """``x``, or the input a deferred ``x`` makes (its failure raised as :class:`NotMade`)."""
     if not isinstance(x, Deferred):
         return x
     try:
-        made = x.make()
+        out = x.make()
     except Exception as exc:
         raise NotMade(exc) from exc
     x.made_at = time.perf_counter()
-    return made
+    return out
 
 
 def forward(predict: BatchFn, stack: Stack, xs: list[Input | Deferred], features: bool) -> Outputs:
