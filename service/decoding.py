@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emojinet.errors import ImageTooLargeError, InvalidImageError
-from emojinet.preprocess import ImageHeader, probe_image
+from emojinet.preprocess import ImageHeader, probe_image, read_header
 from service.batching import Input
 from service.drain import Drain
 from service.refusals import DeadlineExceeded, GateObserver, ShuttingDown
@@ -167,7 +167,10 @@ class DecodeStage:
         """
         if not multi and self._slots.free and not self.waiting:  # a slot now: no turn to wait
             return [await self._decode_now(preprocess, images[0], deadline, check=not self.idle())]
-        headers = await asyncio.to_thread(self._probe_all, images, multi)
+        headers = self._probe_all(images, multi, quick=True)  # on the loop: microseconds
+        if headers is None:  # a header only Pillow reads: in a thread, it may take milliseconds
+            headers = await asyncio.to_thread(self._probe_all, images, multi)
+        assert headers is not None
         costs = [self.cost_s(h) for h in headers]
         self._check_in_time(costs, deadline)
         key = next(self._keys)
@@ -188,16 +191,26 @@ class DecodeStage:
                 raise exc
         return [t.result() for t in tasks]
 
-    def _probe_all(self, images: Sequence[bytes], multi: bool) -> list[ImageHeader]:
-        """Every header (in a thread: a hostile header may take a few milliseconds to parse)."""
+    def _probe_all(
+        self, images: Sequence[bytes], multi: bool, *, quick: bool = False
+    ) -> list[ImageHeader] | None:
+        """Every header, by Pillow (:func:`probe_image`); with ``quick``, only from headers short
+        enough to read in microseconds (:func:`read_header`), or None if one is not."""
         headers = []
         for i, data in enumerate(images):
             try:
-                headers.append(probe_image(data, max_pixels=self.max_pixels))
+                header = (
+                    read_header(data, max_pixels=self.max_pixels)
+                    if quick
+                    else probe_image(data, max_pixels=self.max_pixels)
+                )
             except (InvalidImageError, ImageTooLargeError) as exc:
                 if multi:
                     raise type(exc)(f"images[{i}]: {exc}") from exc
                 raise
+            if header is None:
+                return None
+            headers.append(header)
         return headers
 
     def _check_in_time(self, costs: list[float], deadline: float) -> None:
@@ -299,7 +312,9 @@ class DecodeStage:
     ) -> Input:
         """In a worker thread: the header read and checked (and with ``check`` the deadline, as
         :meth:`_check_in_time` does for a slot free at once), then :meth:`_run`."""
-        header = probe_image(data, max_pixels=self.max_pixels)
+        header = read_header(data, max_pixels=self.max_pixels) or probe_image(
+            data, max_pixels=self.max_pixels
+        )
         now, cost = time.perf_counter(), self.cost_s(header)
         # Its predicted end, for the requests arriving meanwhile (an existing key: the loop may
         # read the dict, its size does not change).

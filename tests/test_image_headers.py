@@ -12,9 +12,16 @@ from PIL import Image
 from service_helpers import FakePredictor, ThreadedServer
 
 from benchmarks.bench_decode import padded_headers  # the benchmark's own cases
-from emojinet.errors import InvalidImageError
-from emojinet.headers import MAX_FILL, MAX_SEGMENTS, check_header
-from emojinet.preprocess import decode_image, probe_image
+from emojinet.errors import ImageTooLargeError, InvalidImageError
+from emojinet.headers import (
+    MAX_FILL,
+    MAX_SEGMENTS,
+    QUICK_FILL,
+    QUICK_SEGMENTS,
+    check_header,
+    header_size,
+)
+from emojinet.preprocess import decode_image, probe_image, read_header
 from service.app import create_app
 from service.settings import Settings
 
@@ -25,6 +32,9 @@ def _encode(fmt: str, **kw: object) -> bytes:
         buf, fmt, **kw
     )
     return buf.getvalue()
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -116,3 +126,90 @@ def test_the_server_answers_a_padded_header_with_400() -> None:
         r = httpx.post(f"{srv.url}/suggest", files={"image": ("x.jpg", data)}, timeout=30)
     assert r.status_code == 400
     assert "header has more than 1,024 segments" in r.json()["detail"]
+
+
+def _save(img: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _sized_as_pillow_reads() -> dict[str, bytes]:
+    rgb = Image.new("RGB", (97, 61), (10, 120, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the header's size is still the stored one
+    frames = [Image.new("P", (40, 30), i) for i in range(3)]
+    gif = _save(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    at = gif.index(b"\x2c")  # the first image descriptor, moved to (50, 20): the screen widens
+    wide_gif = gif[: at + 1] + struct.pack("<HH", 50, 20) + gif[at + 5 :]
+    return {
+        "jpeg-exif-rotated": _save(rgb, "JPEG", exif=exif.tobytes()),
+        "jpeg-progressive": _save(rgb, "JPEG", progressive=True),
+        "jpeg-grey": _save(rgb.convert("L"), "JPEG"),
+        "jpeg-cmyk": _save(rgb.convert("CMYK"), "JPEG"),
+        "jpeg-restart": _save(rgb, "JPEG", restart_marker_blocks=1),
+        "png-interlaced": _save(rgb, "PNG", interlace=True),
+        "png-16-bit": _save(Image.new("I;16", (97, 61)), "PNG"),
+        "png-palette": _save(rgb.convert("P"), "PNG"),
+        "gif-animated": gif,
+        "gif-frame-past-the-screen": wide_gif,
+    }
+
+
+@pytest.mark.parametrize("name", list(_sized_as_pillow_reads()))
+def test_header_size_reads_what_pillow_reads(name: str) -> None:
+    data = _sized_as_pillow_reads()[name]
+    img = Image.open(io.BytesIO(data))
+    assert header_size(data) == (img.format, *img.size)
+
+
+def test_header_size_reads_real_photos_as_pillow_does(photos: dict[str, bytes]) -> None:
+    for data in photos.values():
+        assert read_header(data) == probe_image(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _jpeg_with(b"\xff\xfe\x00\x02", QUICK_SEGMENTS),  # fine for Pillow, long for the loop
+        _jpeg_with(b"\xff", QUICK_FILL + 2),
+        _jpeg_with(b"\xff\xfe\x00\x02" + b"\x00" * (4 << 20), 1),  # no marker after junk
+        _png_with(_png_chunk(b"abCd", b""), QUICK_SEGMENTS + 1),
+        _gif_with(b"\x01a" * (QUICK_SEGMENTS + 1)),
+        _encode("WEBP"),
+        _encode("BMP"),
+        _encode("TIFF"),
+        _encode("JPEG")[:200],  # no start of scan: cut short
+        _encode("PNG")[:40],  # no IDAT
+        b"GIF89a" + _encode("GIF")[6:13] + b"\x3b",  # a trailer, no image
+    ],
+    ids=[
+        "jpeg-segments",
+        "jpeg-fill",
+        "jpeg-junk",
+        "png-chunks",
+        "gif-blocks",
+        "webp",
+        "bmp",
+        "tiff",
+        "jpeg-cut",
+        "png-cut",
+        "gif-empty",
+    ],
+)
+def test_header_size_leaves_long_or_other_headers_to_pillow(data: bytes) -> None:
+    assert header_size(data) is None
+    assert read_header(data) is None
+
+
+def test_read_header_refuses_a_size_as_probe_image_does() -> None:
+    ihdr = struct.pack(">II", 25_000, 1_500) + b"\x08\x02\x00\x00\x00"
+    png = (
+        _PNG_SIGNATURE
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", b"")
+        + _png_chunk(b"IEND", b"")
+    )
+    for read in (read_header, probe_image):
+        with pytest.raises(ImageTooLargeError, match="longest side may be at most"):
+            read(png)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +16,7 @@ from PIL import Image
 from service_helpers import jpeg
 
 from emojinet.errors import InvalidImageError
+from service import decoding
 from service.decoding import DecodeStage
 from service.refusals import DeadlineExceeded
 
@@ -109,18 +111,49 @@ def test_a_photo_read_in_the_job_is_priced_for_the_requests_behind_it() -> None:
     assert pre.calls == 1
 
 
-def test_several_photos_or_a_busy_stage_read_headers_first() -> None:
+def _image(fmt: str, segments: int = 0) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, fmt)
+    data = buf.getvalue()
+    return data[:2] + b"\xff\xfe\x00\x02" * segments + data[2:]  # (JPEG: empty comments)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "segments", "by_pillow"),
+    [
+        ("JPEG", 0, False),
+        ("PNG", 0, False),
+        ("GIF", 0, False),
+        ("WEBP", 0, True),
+        ("JPEG", 100, True),
+    ],
+    ids=["jpeg", "png", "gif", "webp", "jpeg-long-header"],
+)
+def test_several_photos_are_priced_from_headers_read_on_the_loop_when_short(
+    monkeypatch: pytest.MonkeyPatch, fmt: str, segments: int, by_pillow: bool
+) -> None:
+    """Short JPEG, PNG and GIF headers are read on the event loop (microseconds); any other
+    is read by Pillow in a thread, never on the loop."""
+    pillow_threads: list[str] = []
+    probe = decoding.probe_image
+
+    def probe_image(data: bytes, **kw: Any) -> Any:
+        pillow_threads.append(threading.current_thread().name)
+        return probe(data, **kw)
+
+    monkeypatch.setattr(decoding, "probe_image", probe_image)
     stage, executor = _stage(workers=2)
     pre = Preprocess()
+    images = [_image(fmt, segments), _image(fmt, segments)]
 
     async def main() -> list[Any]:
-        return await stage.decode_all(
-            pre, [jpeg(), jpeg((0, 0, 200))], time.perf_counter() + 5, multi=True
-        )
+        return await stage.decode_all(pre, images, time.perf_counter() + 5, multi=True)
 
     with executor:
         assert len(asyncio.run(main())) == 2
-    assert executor.jobs == 2  # one per photo; the headers were read in another thread first
+    assert executor.jobs == 2 and pre.calls == 2  # one decode job per photo
+    assert len(pillow_threads) == (2 if by_pillow else 0)
+    assert threading.main_thread().name not in pillow_threads
 
 
 def _second_photo_while_one_decodes(
