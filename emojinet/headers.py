@@ -41,6 +41,7 @@ QUICK_FILL = 64
 _PNG = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (they carry the size): C0-CF but DHT (C4), JPG (C8), DAC (CC)
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_FF_RUN = re.compile(rb"\xff+")
 _GIF_BLOCK = re.compile(rb"[\x21\x2c\x3b]")  # an extension, an image, the trailer
 
 Size = tuple[str, int, int]  # format (as Pillow names it), width, height
@@ -99,8 +100,11 @@ def _jpeg(data: bytes, max_segments: int, max_fill: int) -> Size | None:
                 raise _Over(f"more than {max_fill:,} bytes of padding")
             return None
         fill += at - i  # junk that Pillow skips a byte at a time
-        run = data[at : at + max_fill - fill + 2]
-        ff = len(run) - len(run.lstrip(b"\xff"))  # 0xFF padding, then the marker
+        if data[at + 1 : at + 2] != b"\xff":  # a marker, unpadded (the usual case)
+            ff = 1
+        else:  # 0xFF padding, then the marker
+            run = _FF_RUN.match(data, at, at + max_fill - fill + 2)
+            ff = run.end() - at if run else 0
         if fill + ff > max_fill:
             raise _Over(f"more than {max_fill:,} bytes of padding")
         fill += ff - 1
