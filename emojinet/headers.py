@@ -35,7 +35,7 @@ __all__ = [
 
 MAX_SEGMENTS = 1024  # JPEG segments, PNG chunks or GIF sub-blocks before the first pixels
 MAX_FILL = 4096  # JPEG bytes between segments (0xFF padding or junk), read one by one by Pillow
-QUICK_SEGMENTS = 64  # header_size's limits: a real photo's header is well within them
+QUICK_SEGMENTS = 32  # header_size's limits: real photos here have at most 12 (JPEG), 16 (PNG)
 QUICK_FILL = 64
 
 _PNG = b"\x89PNG\r\n\x1a\n"
