@@ -7,9 +7,8 @@ takes the device lock, collects up to ``max_batch_size`` waiting jobs (waiting u
 ``max_batch_delay_s`` for more), stacks them and runs one pass in a dedicated thread, then hands
 each caller its :class:`~emojinet.backends.OutputRow`. On a CPU the lock has one permit per
 core (``lanes``), each pass single-threaded (faster than one pass over every core:
-``benchmarks/bench_serve.py``); a GPU has one lane. A request with the server to itself skips
-the queue: its input is made (decoded) and run in one lane job (:meth:`DeviceGate.run_made`).
-Every endpoint that needs the model shares this one gate.
+``benchmarks/bench_serve.py``); a GPU has one lane. A request alone on the server is decoded and
+run in one lane job (:meth:`DeviceGate.run_made`). Every endpoint that needs the model shares it.
 
 Backpressure: when ``max_queue`` jobs are already waiting, :meth:`DeviceGate.submit_many` raises
 :class:`Overloaded` at once (:class:`TooManyInputs` when they could never fit). A job not started
@@ -325,8 +324,6 @@ class DeviceGate:
         try:
             out = await self._pass([j.x for j in jobs], any(j.features for j in jobs), alone)
         except batching.NotMade as exc:  # a deferred job's input could not be made: no pass ran
-            self.stats.forward_passes -= 1
-            self.stats.batch_sizes[1] -= 1
             jobs[0].finish(exc=exc.error)
             return
         except Exception as exc:
@@ -364,16 +361,19 @@ class DeviceGate:
         self._passes_in_flight += 1
         stats = self.stats
         stats.max_concurrent_passes = max(stats.max_concurrent_passes, self._passes_in_flight)
-        stats.forward_passes += 1
-        stats.batch_sizes[len(xs)] += 1
         try:
-            loop = asyncio.get_running_loop()
             fn = (self.predict_alone or self.predict) if alone else self.predict
-            return await loop.run_in_executor(
+            return await asyncio.get_running_loop().run_in_executor(
                 self._executor, batching.forward, fn, self.stack, xs, features
             )
+        except batching.NotMade:
+            xs = []  # its input was never made: no pass to count
+            raise
         finally:
             self._passes_in_flight -= 1
+            if xs:
+                stats.forward_passes += 1
+                stats.batch_sizes[len(xs)] += 1
 
     def _expire(self, job: Job) -> None:
         waited = time.perf_counter() - job.arrived
