@@ -217,6 +217,11 @@ def emojinet_cell(
     return row
 
 
+def machine() -> dict[str, Any]:
+    python = sys.version.split()[0]
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "python": python}
+
+
 def ceiling(data: bytes, seconds: float) -> dict[str, float]:
     """Photos/s for decode + preprocess + model in this process, no HTTP, two arrangements."""
     from emojinet.predictor import Predictor
@@ -400,11 +405,7 @@ def main() -> None:
         ceilings, ours, peer = run_cells(args, files)
     print_table(ceilings, ours, peer)
     result = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-        },
+        "machine": machine(),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "photos": {name: {"bytes": len(d), "source": src} for name, (d, src) in test.items()},
         "ceiling": ceilings,

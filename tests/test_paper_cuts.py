@@ -66,6 +66,7 @@ def test_gan_head_draws_for_each_of_several_images(gan_client: httpx.Client, pho
 BENCHMARKS = {
     "bench_model": "model",
     "bench_serve": "serve",
+    "bench_floor": "floor",
     "bench_loader": "loader",
     "bench_decode": "decode",
     "bench_overload": "overload",
