@@ -4,7 +4,7 @@ For the small and the 1080x720 photo of ``bench_serve.py`` at 8 and 32 clients, 
 each cell (in turn first), under the same ``wrk`` script:
 
 - ``emojinet serve`` with its defaults;
-- ``minimal`` (``benchmarks/floor_apps.py``): the same design with nothing else (multipart, a
+- ``minimal`` (``floor_apps.Minimal``): the same design with nothing else (multipart, a
   pool of two decode threads, two single-threaded lanes batching up to 8, top 5, JSON; no
   admission, limits, deadlines, metrics, logs or FastAPI);
 - ``empty``: uvicorn answering a fixed JSON after reading the body, held so that it runs at the
@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,68 +38,70 @@ SERVERS = ("emojinet", "minimal", "empty")
 
 def start_floor(app: str, hold_s: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
     port = bs.free_port()
-    env = {**os.environ, "FLOOR_APP": app, "FLOOR_HOLD_S": f"{hold_s:.6f}"}
+    env = {**os.environ, "FLOOR_HOLD_S": f"{hold_s:.6f}"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(bs.REPO), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(bs.REPO / "benchmarks")]
     cmd += [f"floor_apps:{app}", "--port", str(port), "--http", "h11", "--loop", "asyncio"]
     cmd += ["--no-access-log", "--log-level", "warning"]
+    cmd += ["--factory"] if app == "Minimal" else []  # a class: uvicorn makes the app
     proc = subprocess.Popen(cmd, env=env, cwd=bs.REPO, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     bs.wait_ready(proc, f"{url}/health", f"the {app} app")
     return proc, url
 
 
-def cell(proc: subprocess.Popen[bytes], url: str, photo: Path, c: int, s: float) -> dict[str, Any]:
-    names = bs.thread_names(proc.pid)
-    before = bs.thread_cpu(proc.pid, names)
-    row = bs.wrk(url, photo, c, s)
-    after = bs.thread_cpu(proc.pid, names)
-    n = max(row["requests"], 1)
-    cpu = {k: 1000 * (after[k] - before.get(k, 0.0)) / n for k in after}
-    row["cpu_ms_per_answer"] = {k: round(v, 2) for k, v in sorted(cpu.items()) if v >= 0.01}
-    row["cpu_ms_per_answer_total"] = round(sum(cpu.values()), 2)
-    return row
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    url: str
+    names: dict[str, str] = field(default_factory=dict)  # thread id → name, after a warm-up
+
+    def warm(self, photo: Path) -> None:
+        """A short run on ``photo``; the first one starts the thread pools, so names them."""
+        bs.wrk(self.url, photo, 8, 2)
+        self.names = self.names or bs.thread_names(self.proc.pid)
+
+    def cell(self, photo: Path, c: int, seconds: float) -> dict[str, Any]:
+        return bs.cpu_cell(self.proc, self.url, photo, c, seconds, self.names)
 
 
 def photo_cells(
-    args: argparse.Namespace, path: Path, up: dict[str, tuple[subprocess.Popen[bytes], str]]
+    args: argparse.Namespace, photo: Path, up: dict[str, Server]
 ) -> dict[int, dict[str, dict[str, Any]]]:
     out: dict[int, dict[str, dict[str, Any]]] = {}
     for i, c in enumerate(args.clients):
         rows: dict[str, dict[str, Any]] = {}
         for name in SERVERS[:2] if i % 2 == 0 else SERVERS[1::-1]:
-            rows[name] = cell(*up[name], path, c, args.seconds)
-        proc, url = start_floor("empty", hold_s=c / max(rows["emojinet"]["answers_per_s"], 1.0))
+            rows[name] = up[name].cell(photo, c, args.seconds)
+        empty = Server(*start_floor("empty", hold_s=c / max(rows["emojinet"]["answers_per_s"], 1)))
         try:
-            bs.wrk(url, path, c, 2)
-            rows["empty"] = cell(proc, url, path, c, args.seconds)
+            empty.warm(photo)
+            rows["empty"] = empty.cell(photo, c, args.seconds)
         finally:
-            bs.stop(proc)
+            bs.stop(empty.proc)
         out[c] = {k: rows[k] for k in SERVERS}
     return out
 
 
 def run(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
-    files = {}
-    for name, (data, _) in bs.test_photos().items():
-        files[name] = Path(tmp) / f"{name}.jpg"
-        files[name].write_bytes(data)
-    up = {"emojinet": bs.start_emojinet({})}
     settings = {k: v for k, v in vars(args).items() if k != "out"}
     result: dict[str, Any] = {"machine": bs.machine(), "settings": settings, "photos": {}}
+    up: dict[str, Server] = {}
     try:
-        up["minimal"] = start_floor("minimal")
-        for name, path in files.items():
-            for proc_url in up.values():
-                bs.wrk(proc_url[1], path, 8, 2)  # warm-up
-            data = path.read_bytes()
+        up["emojinet"] = Server(*bs.start_emojinet({}))
+        up["minimal"] = Server(*start_floor("Minimal"))
+        for name, (data, _) in bs.test_photos().items():
+            photo = Path(tmp) / f"{name}.jpg"
+            photo.write_bytes(data)
+            for server in up.values():
+                server.warm(photo)
             before = bs.ceiling(data, args.ceiling_seconds)
-            cells = photo_cells(args, path, up)
+            cells = photo_cells(args, photo, up)
             ceiling = bs.ceiling_around(data, args.ceiling_seconds, before)
             result["photos"][name] = {"ceiling": ceiling, "cells": cells}
     finally:
-        for proc, _ in up.values():
-            bs.stop(proc)
+        for server in up.values():
+            bs.stop(server.proc)
     return result
 
 

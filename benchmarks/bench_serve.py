@@ -203,16 +203,27 @@ def batch_stats(url: str) -> tuple[float, float]:
     )
 
 
-def emojinet_cell(
+def cpu_cell(
     proc: subprocess.Popen[bytes], url: str, photo: Path, c: int, s: float, names: dict[str, str]
 ) -> dict[str, Any]:
-    before, (bsum, bcount) = thread_cpu(proc.pid, names), batch_stats(url)
+    """One wrk cell on any server process, with its CPU per answer by thread."""
+    before = thread_cpu(proc.pid, names)
     row = wrk(url, photo, c, s)
-    after, (asum, acount) = thread_cpu(proc.pid, names), batch_stats(url)
+    after = thread_cpu(proc.pid, names)
     n = max(row["requests"], 1)
     cpu = {k: 1000 * (after[k] - before.get(k, 0.0)) / n for k in after}
     row["cpu_ms_per_answer"] = {k: round(v, 2) for k, v in sorted(cpu.items()) if v >= 0.05}
     row["cpu_ms_per_answer_total"] = round(sum(cpu.values()), 2)
+    return row
+
+
+def emojinet_cell(
+    proc: subprocess.Popen[bytes], url: str, photo: Path, c: int, s: float, names: dict[str, str]
+) -> dict[str, Any]:
+    """:func:`cpu_cell` on ``emojinet serve``, with its mean batch (from /metrics)."""
+    bsum, bcount = batch_stats(url)
+    row = cpu_cell(proc, url, photo, c, s, names)
+    asum, acount = batch_stats(url)
     row["mean_batch"] = (asum - bsum) / (acount - bcount) if acount > bcount else 0.0
     return row
 

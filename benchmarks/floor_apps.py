@@ -6,14 +6,14 @@ Both run under the same uvicorn as ``emojinet serve`` (h11, the asyncio loop) an
 - ``empty``: reads the body and answers a fixed JSON, after holding each request for
   ``FLOOR_HOLD_S`` seconds so that it can be measured at the rate the real server reached (the
   event loop's cost per request depends on how many requests each of its wake-ups finds).
-- ``minimal``: the same design as ``emojinet serve`` and nothing else: the multipart body parsed
-  with python-multipart (``service.multipart``), the photo decoded in a pool of two threads,
-  batches of up to 8 in two single-threaded lanes of the same ONNX model, the top 5 and their
-  JSON. No admission, deadlines, limits, metrics, logs, request ids, disconnect checks,
-  FastAPI or Starlette routing: every guarantee the service gives is left out, so it is a floor,
-  not a server to run.
+- ``Minimal`` (an app factory): the same design as ``emojinet serve`` and nothing else: the
+  multipart body parsed with python-multipart (``service.multipart``), the photo decoded in a
+  pool of two threads, batches of up to 8 in two single-threaded lanes of the same ONNX model,
+  the top 5 and their JSON. No admission, deadlines, limits, metrics, logs, request ids,
+  disconnect checks, FastAPI or Starlette routing: every guarantee the service gives is left
+  out, so it is a floor, not a server to run.
 
-    python -m uvicorn --app-dir benchmarks floor_apps:minimal --http h11 --loop asyncio
+    python -m uvicorn --app-dir benchmarks --factory floor_apps:Minimal --http h11 --loop asyncio
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ async def empty(scope: Scope, receive: Receive, send: Send) -> None:
     await _answer(send, 200, _FIXED)
 
 
-class _Minimal:
+class Minimal:
     def __init__(self) -> None:
         self.predictor = Predictor.load(None, backend="onnx", device="cpu", threads=1)
         self.decoders = ThreadPoolExecutor(2, thread_name_prefix="preprocess")
@@ -110,6 +110,3 @@ class _Minimal:
             {"emoji": s.emoji, "score": round(s.score, 6)} for s in self.predictor.top_k(probs, 5)
         ]
         await _answer(send, 200, json.dumps({"emojis": emojis}).encode())
-
-
-minimal = _Minimal() if os.environ.get("FLOOR_APP") == "minimal" else None
