@@ -41,7 +41,7 @@ def start_floor(app: str, hold_s: float = 0.0) -> tuple[subprocess.Popen[bytes],
     env = {**os.environ, "FLOOR_HOLD_S": f"{hold_s:.6f}"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(bs.REPO), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(bs.REPO / "benchmarks")]
-    cmd += [f"floor_apps:{app}", "--port", str(port), "--http", "h11", "--loop", "asyncio"]
+    cmd += [f"floor_apps:{app}", "--port", str(port), "--http", "httptools", "--loop", "asyncio"]
     cmd += ["--no-access-log", "--log-level", "warning"]
     cmd += ["--factory"] if app == "Minimal" else []  # a class: uvicorn makes the app
     proc = subprocess.Popen(cmd, env=env, cwd=bs.REPO, start_new_session=True)

@@ -1,7 +1,7 @@
 """Two bare ASGI apps for ``benchmarks/bench_floor.py``: what serving costs with nothing else.
 
-Both run under the same uvicorn as ``emojinet serve`` (h11, the asyncio loop) and take the same
-``POST /suggest`` multipart upload from the same ``wrk`` script:
+Both run under the same uvicorn as ``emojinet serve`` (httptools, the asyncio loop) and take the
+same ``POST /suggest`` multipart upload from the same ``wrk`` script:
 
 - ``empty``: reads the body and answers a fixed JSON, after holding each request for
   ``FLOOR_HOLD_S`` seconds so that it can be measured at the rate the real server reached (the
@@ -13,7 +13,8 @@ Both run under the same uvicorn as ``emojinet serve`` (h11, the asyncio loop) an
   disconnect checks, FastAPI or Starlette routing: every guarantee the service gives is left
   out, so it is a floor, not a server to run.
 
-    python -m uvicorn --app-dir benchmarks --factory floor_apps:Minimal --http h11 --loop asyncio
+    python -m uvicorn --app-dir benchmarks --factory floor_apps:Minimal --http httptools \
+        --loop asyncio
 """
 
 from __future__ import annotations

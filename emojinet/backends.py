@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 BackendName = Literal["auto", "torch", "onnx"]
 BackendChoice = Literal["torch", "onnx"]
 Array = npt.NDArray[np.float32]
+Order = npt.NDArray[np.intp]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class OutputRow:
 
     probs: Array  # (V,) per-emoji probabilities
     features: Array | None = None  # (D,) pooled backbone features, when they were asked for
+    order: Order | None = None  # (V,) emoji indices, best first (Predictor.run_batch ranks them)
 
     def require_features(self) -> Array:
         """The (D,) features; :class:`FeaturesUnavailableError` if the pass did not return them."""
@@ -76,15 +78,17 @@ class Outputs:
 
     probs: Array  # (N, V) per-emoji probabilities
     features: Array | None = None  # (N, D) pooled backbone features, only when asked for
+    order: Order | None = None  # (N, V) each row's emoji indices, best first
 
     def __len__(self) -> int:
         return len(self.probs)
 
     def rows(self) -> list[OutputRow]:
         """One :class:`OutputRow` per input, in batch order."""
-        if self.features is None:
-            return [OutputRow(p) for p in self.probs]
-        return [OutputRow(p, f) for p, f in zip(self.probs, self.features, strict=True)]
+        n = len(self.probs)
+        features = self.features if self.features is not None else [None] * n
+        order = self.order if self.order is not None else [None] * n
+        return [OutputRow(*row) for row in zip(self.probs, features, order, strict=True)]
 
 
 class InferenceBackend(Protocol):

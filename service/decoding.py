@@ -174,6 +174,8 @@ class DecodeStage:
         costs = [self.cost_s(h) for h in headers]
         self._check_in_time(costs, deadline)
         key = next(self._keys)
+        if not multi:  # one image: decoded in this task (no task of its own to wait for)
+            return [await self._decode(preprocess, images[0], headers[0], costs[0], deadline, key)]
         tasks = [
             asyncio.ensure_future(self._decode(preprocess, data, h, c, deadline, key))
             for data, h, c in zip(images, headers, costs, strict=True)

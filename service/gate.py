@@ -1,14 +1,13 @@
 """The device gate: one lock on the device, a bounded queue in front of it, batching behind it.
 
 Owns :class:`DeviceGate`: admission to the queue, the batcher task, the forward passes and their
-failures (the queue, the jobs and their results are in :mod:`service.batching`). Callers hand it
-*jobs*: one preprocessed input each, and whether they need the backbone features. A batcher task
-takes the device lock, collects up to ``max_batch_size`` waiting jobs (waiting up to
-``max_batch_delay_s`` for more), stacks them and runs one pass in a dedicated thread, then hands
-each caller its :class:`~emojinet.backends.OutputRow`. On a CPU the lock has one permit per
-core (``lanes``), each pass single-threaded (faster than one pass over every core:
-``benchmarks/bench_serve.py``); a GPU has one lane. A request alone on the server is decoded and
-run in one lane job (:meth:`DeviceGate.run_made`). Every endpoint that needs the model shares it.
+failures (queue, jobs, results: :mod:`service.batching`). Callers hand it *jobs* (an input each,
+and whether they need the backbone features). A batcher task takes the device lock, collects up
+to ``max_batch_size`` waiting jobs (up to ``max_batch_delay_s`` for more), stacks them and runs
+one pass in a dedicated thread, then hands each caller its :class:`~emojinet.backends.OutputRow`.
+On a CPU the lock has a permit per core (``lanes``), each pass on one thread (faster than one
+pass on every core: ``benchmarks/bench_serve.py``); a GPU has one lane. A request alone on the
+server is decoded and run in one lane job (:meth:`DeviceGate.run_made`).
 
 Backpressure: when ``max_queue`` jobs are already waiting, :meth:`DeviceGate.submit_many` raises
 :class:`Overloaded` at once (:class:`TooManyInputs` when they could never fit). A job not started
@@ -265,12 +264,15 @@ class DeviceGate:
         task.add_done_callback(self._batches.discard)
 
     async def _result(self, job: Job) -> GateResult:
-        if job.state == "waiting":
-            remaining = job.deadline - time.perf_counter()
-            await asyncio.wait({job.future}, timeout=max(remaining, 0.0))
-            if job.state == "waiting":
-                self._expire(job)
-        return await job.future  # a running job finishes whatever the deadline
+        """The row; DeadlineExceeded if still waiting at its deadline (running ones finish)."""
+        if job.state != "waiting":
+            return await job.future
+        left = max(job.deadline - time.perf_counter(), 0.0)
+        timer = asyncio.get_running_loop().call_later(left, self._expire, job)
+        try:
+            return await job.future
+        finally:
+            timer.cancel()
 
     # -- the batcher ------------------------------------------------------------------------------
 
@@ -376,21 +378,16 @@ class DeviceGate:
                 stats.batch_sizes[len(xs)] += 1
 
     def _expire(self, job: Job) -> None:
+        if job.state != "waiting":  # started (or gone) before its deadline timer fired
+            return
         waited = time.perf_counter() - job.arrived
         self._queue.drop(job, "expired")
         self.stats.expired += 1
         self._notify("queue_wait", waited, ran=False)
         self._notify("rejected", "deadline")
         if not job.future.done():
-            job.future.set_exception(
-                DeadlineExceeded(
-                    "the request could not start on the model within its "
-                    f"{self.queue_deadline_s * 1000:.0f} ms queue deadline (it waited "
-                    f"{waited * 1000:.0f} ms for the model itself), so it was not run; "
-                    "retry after the Retry-After delay",
-                    self.retry_after_s(),
-                )
-            )
+            refusal = DeadlineExceeded.in_queue(self.queue_deadline_s, waited, self.retry_after_s())
+            job.future.set_exception(refusal)
 
     def _notify(self, event: str, *args: object, **kwargs: object) -> None:
         for obs in self.observers:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 from starlette.requests import ClientDisconnect
@@ -86,23 +85,30 @@ async def unless_gone(request: Request, work: Awaitable[T]) -> T:
     """``work``'s result; cancelled if the client disconnects first, since its answer would go
     nowhere (its images not yet decoded or run never are: the decode stage and the gate drop
     cancelled work). Call it once the body is read: ``receive()`` then only waits for a
-    disconnect.
+    disconnect. ``work`` runs in the calling task, which a disconnect cancels.
 
     Raises:
         ClientDisconnect: the client went away (the middleware counts it as 499).
     """
-    task = asyncio.ensure_future(work)
+    task = asyncio.current_task()
+    assert task is not None
     gone = asyncio.ensure_future(request.receive())
-    try:
-        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:  # this request itself is cancelled (shutdown)
+    left = False
+
+    def leave(done: asyncio.Future[Any]) -> None:
+        nonlocal left
+        left = True
+        done.exception()  # retrieved (receive() should not raise; if it did, this ends the same)
         task.cancel()
-        raise
+
+    gone.add_done_callback(leave)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not left:
+            raise
+        task.uncancel()
+        raise ClientDisconnect() from None
     finally:
+        gone.remove_done_callback(leave)
         gone.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    raise ClientDisconnect()

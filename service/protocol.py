@@ -1,5 +1,11 @@
-"""uvicorn's h11 protocol with a header deadline, JSON answers for malformed HTTP, a door, and
-one ``send`` an answer.
+"""uvicorn's httptools protocol with a header deadline and size limit, JSON answers for
+malformed HTTP, a door, and one ``send`` an answer.
+
+httptools (llhttp, in C) rather than h11: the event loop's CPU per answer is its share of the
+model's cores, and h11's pure-Python parsing and header validation were about a seventh of it
+(``benchmarks/bench_floor.py``). h11 also bounded a header block's size; llhttp does not, and
+httptools gathers a header that has not ended in Python, so the limit is kept here: a block still
+incomplete past 16 KiB is answered 431 and the connection closed.
 
 uvicorn times out idle keep-alive connections, but not a connection that never sends a complete
 request: 32 silent sockets hold 32 of ``max_connections`` forever (``/healthz`` then answers
@@ -8,8 +14,8 @@ request: 32 silent sockets hold 32 of ``max_connections`` forever (``/healthz`` 
 with a 408 if it had sent part of a request. Requests that are not HTTP get a JSON 400 like
 every other error (uvicorn's own answer is plain text).
 
-The door (:func:`service.admission.door`) sees each request's header block before h11 parses
-it; while the image budget is full it refuses an inference request 429 and its body is skipped
+The door (:func:`service.admission.door`) sees each request's header block before the parser
+sees it; while the image budget is full it refuses an inference request 429 and its body is skipped
 by count, unparsed, keeping the connection. The refusal waits ``Settings.refusal_delay_s`` from
 the headers (:class:`~service.refusals.RefusalHold`; a later request on the connection waits
 for it): a client that retries at once, heedless of Retry-After, then costs a header block a
@@ -25,8 +31,8 @@ import json
 import re
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.admission import Door
 from service.refusals import RefusalHold
@@ -43,8 +49,12 @@ def _raw_response(status: int, reason: str, detail: str) -> bytes:
     return head.encode("latin-1") + body
 
 
-_MAX_HEAD = 16 * 1024  # header blocks larger than this are left to h11
+_MAX_HEAD = 16 * 1024  # the largest header block taken
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d{1,12})[ \t]*(?=\r\n)", re.I)
+# An Upgrade header (and its value): taken out of a header block before the parser sees it, as
+# a server may ignore it (RFC 9110, 7.8) and h11 did; llhttp would stop at it (curl --http2 asks
+# for h2c on every http:// request).
+_UPGRADE = re.compile(rb"\r\nupgrade[ \t]*:[^\r\n]*", re.I)
 _NOT_AT_DOOR = (b"\r\ntransfer-encoding:", b"\r\nexpect:", b"\r\nconnection: close")
 
 
@@ -88,7 +98,7 @@ class _Coalescing:
         return getattr(self._transport, name)
 
 
-class _Protocol(H11Protocol):
+class _Protocol(HttpToolsProtocol):
     header_timeout_s = 10.0
     door: Door | None = None
     refusal_hold: RefusalHold | None = None
@@ -100,6 +110,9 @@ class _Protocol(H11Protocol):
         self._skip = 0  # body bytes still to drop, of a request refused at the door
         self._held: asyncio.TimerHandle | None = None  # a door refusal not yet sent
         self._stash = bytearray()  # bytes after a held refusal's request: read once it is sent
+        self._between = True  # the parser holds no part of a request
+        self._in_head = False  # it holds part of a request's header block
+        self._head_bytes = 0  # bytes of that block that came after its first chunk
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -127,16 +140,51 @@ class _Protocol(H11Protocol):
             if len(self._stash) > _MAX_HEAD:
                 self.transport.pause_reading()
             return
-        waiting = self.conn.their_state is h11.IDLE  # between requests: these are headers
-        if waiting:
-            if self.door is not None and not self.conn.trailing_data[0] and self._at_door(data):
+        if self._idle():  # between requests, none in flight: these are headers
+            end = data.find(b"\r\n\r\n", 0, _MAX_HEAD)
+            if end < 0 and len(data) > _MAX_HEAD:
+                self._too_large()
+                return
+            if end >= 0 and _UPGRADE.search(data, 0, end):
+                data = _UPGRADE.sub(b"", data[:end]) + data[end:]
+                end = data.find(b"\r\n\r\n", 0, _MAX_HEAD)
+            if self.door is not None and end >= 0 and self._at_door(data, end):
                 return
             self._got_bytes = True
             self._arm()  # after keep-alive idling uvicorn's own timer stops; ours starts
-        super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # the headers are complete
-            self._disarm()
-            self._got_bytes = False
+        head_so_far = self._between or self._in_head  # the chunk is head bytes until it ends
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:  # one not taken out above: its headers were split
+            self.send_400_response("this server speaks HTTP/1.1 only; send it without Upgrade")
+        except httptools.HttpParserError as exc:
+            self.send_400_response(str(exc) or "not HTTP/1.1")
+        else:
+            if head_so_far and self._in_head:  # a header block still incomplete
+                self._head_bytes += len(data)
+                if self._head_bytes > _MAX_HEAD:
+                    self._too_large()
+
+    def _idle(self) -> bool:
+        """No request is being received, run or answered on this connection."""
+        cycle = self.cycle
+        return self._between and not self.pipeline and (cycle is None or cycle.response_complete)
+
+    # The parser's callbacks (uvicorn's, with what this class tracks).
+    def on_message_begin(self) -> None:
+        self._between, self._in_head, self._head_bytes = False, True, 0
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._disarm()
+        self._got_bytes = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._between = True
+        super().on_message_complete()
 
     def _arm(self) -> None:
         if self._header_timer is None and not self.transport.is_closing():
@@ -149,19 +197,28 @@ class _Protocol(H11Protocol):
 
     def _too_slow(self) -> None:
         self._header_timer = None
-        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if self.transport.is_closing() or answering or not (self._between or self._in_head):
             return
         if self._got_bytes:
             detail = f"the request headers did not arrive within {self.header_timeout_s:g} s"
-            self.transport.write(_raw_response(408, "Request Timeout", detail))
+            self._refuse(408, "Request Timeout", detail)
+        else:
+            self.transport.close()
+
+    def _too_large(self) -> None:
+        detail = f"the request headers are over {_MAX_HEAD // 1024} KiB"
+        self._refuse(431, "Request Header Fields Too Large", detail)
+
+    def _refuse(self, status: int, reason: str, detail: str) -> None:
+        """Answer ``status`` with a JSON ``detail`` and close the connection."""
+        self.transport.write(_raw_response(status, reason, detail))
         self.transport.close()
 
-    def _at_door(self, data: bytes) -> bool:
-        """Answer the request ``data`` starts with if the door refuses it; True if it did."""
+    def _at_door(self, data: bytes, end: int) -> bool:
+        """Answer the request ``data`` starts with (its header block ending at ``end``) if the
+        door refuses it; True if it did."""
         assert self.door is not None
-        end = data.find(b"\r\n\r\n", 0, _MAX_HEAD)
-        if end < 0:
-            return False  # the header block is not all here: h11 takes it
         head = data[: end + 2]
         lowered = head.lower()
         first_line = head[: head.find(b"\r\n")]
@@ -218,13 +275,12 @@ class _Protocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         detail = f"malformed HTTP request: {msg.rstrip('.')}; send a valid HTTP/1.1 request"
-        self.transport.write(_raw_response(400, "Bad Request", detail))
-        self.transport.close()
+        self._refuse(400, "Bad Request", detail)
 
 
 def protocol_class(
     header_timeout_s: float, door: Door | None = None, refusal_hold: RefusalHold | None = None
-) -> type[H11Protocol]:
+) -> type[HttpToolsProtocol]:
     """The protocol class for ``uvicorn.Config(http=...)``; the door's refusals wait as
     ``refusal_hold`` says, from their request's headers."""
     attrs = {
@@ -232,4 +288,4 @@ def protocol_class(
         "door": staticmethod(door) if door else None,
         "refusal_hold": refusal_hold,
     }
-    return type("EmojiNetH11Protocol", (_Protocol,), attrs)
+    return type("EmojiNetHttpProtocol", (_Protocol,), attrs)

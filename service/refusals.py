@@ -36,6 +36,16 @@ class Overloaded(GateError):
 class DeadlineExceeded(GateError):
     """The job waited longer than the queue deadline and was dropped without running."""
 
+    @classmethod
+    def in_queue(cls, deadline_s: float, waited_s: float, retry_after_s: int) -> DeadlineExceeded:
+        """The refusal of a job that waited ``waited_s`` for the model itself."""
+        return cls(
+            f"the request could not start on the model within its {deadline_s * 1000:.0f} ms "
+            f"queue deadline (it waited {waited_s * 1000:.0f} ms for the model itself), so it "
+            "was not run; retry after the Retry-After delay",
+            retry_after_s,
+        )
+
 
 class TooManyInputs(EmojiNetError):
     """One request holds more inputs than the server ever admits at once: retrying cannot help."""

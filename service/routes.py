@@ -244,7 +244,7 @@ def _emojis(
 ) -> list[EmojiScore]:
     return [
         EmojiScore(emoji=s.emoji, name=s.name, score=round(s.score, 6))
-        for s in predictor.top_k(result.output.probs, k, threshold)
+        for s in predictor.top_k(result.output.probs, k, threshold, result.output.order)
     ]
 
 

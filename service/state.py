@@ -65,7 +65,11 @@ class PredictorLike(Protocol):
     def run_batch(self, batch: npt.NDArray[np.float32], *, features: bool = False) -> Outputs: ...
 
     def top_k(
-        self, probs: npt.NDArray[np.float32], k: int = 5, threshold: float | None = None
+        self,
+        probs: npt.NDArray[np.float32],
+        k: int = 5,
+        threshold: float | None = None,
+        order: npt.NDArray[np.intp] | None = None,
     ) -> list[Suggestion]: ...
 
 

@@ -113,9 +113,13 @@ class FakePredictor:
                 self._concurrent -= 1
 
     def top_k(
-        self, probs: np.ndarray, k: int = 5, threshold: float | None = None
+        self,
+        probs: np.ndarray,
+        k: int = 5,
+        threshold: float | None = None,
+        order: np.ndarray | None = None,
     ) -> list[Suggestion]:
-        idx = np.argsort(-probs, kind="stable")[:k]
+        idx = (np.argsort(-probs, kind="stable") if order is None else order)[:k]
         out = [Suggestion(self.vocab[i], self._names[i], float(probs[i])) for i in idx]
         return [s for s in out if threshold is None or s.score >= threshold]
 

@@ -4,6 +4,7 @@ stalled upload."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -91,6 +92,60 @@ def test_malformed_http_gets_a_json_400(server: ServerProcess) -> None:
         head, _, body = read_all(s).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head
     assert json.loads(body)["detail"].startswith("malformed HTTP request")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "detail"),
+    [
+        (
+            b"POST /suggest HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "Duplicate Content-Length",
+        ),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", "Invalid header value char"),
+        (b"GET /healthz HTTP/1.1\nHost: x\n\n", "Expected CRLF after version"),
+    ],
+)
+def test_what_the_parser_refuses_gets_its_reason_as_json(
+    server: ServerProcess, request_bytes: bytes, detail: str
+) -> None:
+    with connect(server) as s:
+        s.sendall(request_bytes)
+        head, _, body = read_all(s).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    assert json.loads(body)["detail"] == (
+        f"malformed HTTP request: {detail}; send a valid HTTP/1.1 request"
+    )
+
+
+@pytest.mark.parametrize("chunks", [1, 40], ids=["at-once", "trickled"])
+def test_a_header_block_over_16_kib_gets_a_json_431(server: ServerProcess, chunks: int) -> None:
+    block = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n"
+    size = -(-len(block) // chunks)
+    with connect(server) as s:
+        with contextlib.suppress(OSError):  # the server closes the connection at 16 KiB
+            for i in range(0, len(block), size):
+                s.sendall(block[i : i + size])
+                time.sleep(0.005 if chunks > 1 else 0)
+        head, _, body = read_all(s).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 "), head
+    assert json.loads(body)["detail"] == "the request headers are over 16 KiB"
+    with connect(server) as s:  # 15 KiB of headers is still a request
+        s.sendall(block.replace(b"a" * 40_000, b"a" * 15_000).replace(b"1.1", b"1.0", 1))
+        assert read_all(s).startswith(b"HTTP/1.1 200 ")
+
+
+def test_an_upgrade_is_ignored_and_the_request_answered(server: ServerProcess) -> None:
+    """curl --http2 on http:// asks for h2c on every request: answered in HTTP/1.1, body and all."""
+    body = b"not a photo"
+    with connect(server) as s:
+        s.sendall(
+            b"POST /suggest HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+            b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        )
+        ((status, _, answer),) = read_answers(s, 1)
+    assert status == 400  # the body arrived and was read: not an image
+    assert json.loads(answer)["detail"].startswith("the data is not an image")
 
 
 def _recv(sock: socket.socket) -> bytes:

@@ -113,7 +113,7 @@ class Suggester:
             arrays = await work.decoder.decode_all(work.prepare, [data], deadline, multi=False)
             (result,) = await work.gate.submit_many(arrays, deadline=deadline)
         state.metrics.images.inc()
-        return work.predictor.top_k(result.output.probs, k)
+        return work.predictor.top_k(result.output.probs, k, order=result.output.order)
 
 
 def share_ts(file: Mapping[str, Any], channel: str) -> str | None:
