@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help setup setup-dev lock system-deps npm-emoji serve test test-fast lint format bench bench-serve quality \
         concept-map data-emoji500 train-emoji500 train-emoji500-gan \
-        bench-loader bench-gpu bench-tools profile-serve bench-floor loadtest simulate docker-build demo screenshots clean
+        bench-loader bench-gpu bench-tools profile-serve profile-idle bench-floor loadtest simulate docker-build demo screenshots clean
 
 help:
 	@echo "make serve     set up and start the service on http://$(HOST):$(PORT) (built-in model)"
@@ -204,6 +204,11 @@ bench-serve: setup-dev bench-tools
 
 profile-serve: setup-dev bench-tools
 	PATH="$(CURDIR)/$(PEER_VENV)/bin:$$PATH" $(BIN)/python benchmarks/profile_serve.py
+
+# When the cores wait under load (benchmarks/profile_idle.py): decode and model jobs running at
+# once, and how long each hand-off between the event loop and a thread takes.
+profile-idle: setup-dev bench-tools
+	$(BIN)/python benchmarks/profile_idle.py
 
 # The floor of this design on this machine (benchmarks/bench_floor.py): emojinet serve beside a
 # bare server of the same design and an empty uvicorn app, each against the ceiling.

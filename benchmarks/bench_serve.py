@@ -124,15 +124,19 @@ def launch_server(env: dict[str, str], port: int) -> tuple[subprocess.Popen[byte
     return proc, url
 
 
-def start_emojinet(extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    env = {
+def serve_env(extra_env: dict[str, str]) -> dict[str, str]:
+    """The environment ``emojinet serve`` is measured with, plus ``extra_env``."""
+    return {
         **os.environ,
         "EMOJINET_MAX_QUEUE": "4096",  # measure throughput, not load shedding
         "EMOJINET_QUEUE_DEADLINE_S": "60",
         "EMOJINET_LOG_LEVEL": "warning",
         **extra_env,
     }
-    return launch_server(env, free_port())
+
+
+def start_emojinet(extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    return launch_server(serve_env(extra_env), free_port())
 
 
 def start_peer(python: str) -> tuple[subprocess.Popen[bytes], str]:

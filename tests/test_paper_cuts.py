@@ -67,6 +67,7 @@ BENCHMARKS = {
     "bench_model": "model",
     "bench_serve": "serve",
     "bench_floor": "floor",
+    "profile_idle": "profile_idle",
     "bench_loader": "loader",
     "bench_decode": "decode",
     "bench_overload": "overload",
