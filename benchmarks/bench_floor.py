@@ -21,7 +21,6 @@ Needs Debian's ``wrk`` and py-spy (thread names), as ``make bench-serve`` instal
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -148,10 +147,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result = run(args, tmp)
     print_table(result)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    print(f"\nwrote {bs.write_result(args.out, result)}")
 
 
 if __name__ == "__main__":

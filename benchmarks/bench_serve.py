@@ -86,13 +86,24 @@ def test_photos() -> dict[str, tuple[bytes, str]]:
 # -- servers --------------------------------------------------------------------------------
 
 
-def serve_cmd(host: str, port: int) -> list[str]:
+def _launch() -> Any:
+    """``deploy/launch.py``, the one place that says how the server is started."""
     spec = importlib.util.spec_from_file_location("_launch", REPO / "deploy" / "launch.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    cmd: list[str] = module.serve_cmd_for_tests(host, port)
+    return module
+
+
+def serve_cmd(host: str, port: int) -> list[str]:
+    cmd: list[str] = _launch().serve_cmd_for_tests(host, port)
     return cmd
+
+
+def serve_argv(host: str, port: int) -> list[str]:
+    """The server's command line as the container runs it (``emojinet serve ...``)."""
+    argv: list[str] = _launch().serve_argv(host, port)
+    return argv
 
 
 def free_port() -> int:
@@ -230,6 +241,14 @@ def emojinet_cell(
     asum, acount = batch_stats(url)
     row["mean_batch"] = (asum - bsum) / (acount - bcount) if acount > bcount else 0.0
     return row
+
+
+def write_result(out: str | Path, result: dict[str, Any]) -> Path:
+    """``result`` as JSON at ``out`` (its folder made if need be); the path written."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    return path
 
 
 def machine() -> dict[str, Any]:
@@ -427,10 +446,7 @@ def main() -> None:
         "emojinet": ours,
         "litserve": peer if args.peer else None,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    print(f"\nwrote {out}")
+    print(f"\nwrote {write_result(args.out, result)}")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def _install_hooks(out: Path) -> None:
 
 def _child(out: Path, port: int) -> None:
     _install_hooks(out)
-    sys.argv = ["emojinet", *bs.serve_cmd("127.0.0.1", port)[3:]]
+    sys.argv = bs.serve_argv("127.0.0.1", port)
     runpy.run_module("emojinet", run_name="__main__", alter_sys=True)
 
 
@@ -225,10 +225,7 @@ def main() -> None:
         result["photos"][name] = rows
         print(f"\n{name} photo, {args.seconds:g} s cells, {os.cpu_count()} cores")
         print_rows(rows)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {bs.write_result(args.out, result)}")
 
 
 if __name__ == "__main__":

@@ -17,14 +17,13 @@ Needs wrk and py-spy (``make profile-serve`` installs both).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench_serve import REPO, start_emojinet, test_photos, thread_cpu, wrk
+from bench_serve import REPO, start_emojinet, test_photos, thread_cpu, write_result, wrk
 
 # Innermost match wins; checked against each frame from the leaf up.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
@@ -104,11 +103,8 @@ def main() -> None:
     print(f"{'stage':<40}{'share':>7}{'ms/answer':>11}")
     for stage, v in stages.items():
         print(f"{stage:<40}{100 * v['share']:6.1f}%{v['ms']:11.2f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     result = {"settings": vars(args), "load": row, "cpu_ms_per_answer": cpu_ms, "stages": stages}
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\nwrote {out} (repo {REPO.name})")
+    print(f"\nwrote {write_result(args.out, result)} (repo {REPO.name})")
 
 
 if __name__ == "__main__":

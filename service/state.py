@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from emojinet.backends import Outputs
+from emojinet.backends import Order, Outputs
 from emojinet.errors import EmojiNetError
 from emojinet.gan_head import GanHead, GanHeadError
 from emojinet.predictor import ModelInfo, Predictor, Suggestion
@@ -69,7 +69,7 @@ class PredictorLike(Protocol):
         probs: npt.NDArray[np.float32],
         k: int = 5,
         threshold: float | None = None,
-        order: npt.NDArray[np.intp] | None = None,
+        order: Order | None = None,
     ) -> list[Suggestion]: ...
 
 
